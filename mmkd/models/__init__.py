@@ -1,0 +1,1 @@
+from . import algorithms, backbones, classifiers, connectors, losses  # noqa: F401
