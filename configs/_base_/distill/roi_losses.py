@@ -1,0 +1,58 @@
+# The detection distillation methods as ConfigurableDistiller settings, one variable per method. They read the
+# RoI tensors mmkd.RoIDistill records on the student's sampled RoIs (roi_feat, roi_logits, roi_targets, rois).
+# A top-level config picks one: model = dict(distiller=_base_.kdpp_distiller, class_means=_base_.class_means)
+
+# Teacher class means of the 1024-d RoI feature, for the 80 COCO classes plus background (index 80).
+class_means = dict(num_classes=81, feat_dim=1024)
+
+_kd = dict(type='KLDivergence', tau=1, loss_weight=1.0)  # mmrazor's KD, 'batchmean' over RoIs
+_kd_mapping = dict(
+    preds_S=dict(recorder='roi_logits', from_student=True),
+    preds_T=dict(recorder='roi_logits', from_student=False))
+_labels = dict(recorder='roi_targets', from_student=True, data_idx=0)
+_label_weights = dict(recorder='roi_targets', from_student=True, data_idx=1)
+_student_feat = dict(recorder='roi_feat', from_student=True, data_idx=0)
+
+# Plain KD on the 81-way RoI class logits (the comparison point).
+kd_distiller = dict(
+    type='ConfigurableDistiller',
+    distill_losses=dict(loss_kd=_kd),
+    loss_forward_mappings=dict(loss_kd=_kd_mapping))
+
+# KD++ (ND paper, detection): ND on the RoI feature, background RoIs included, + KD with T = 1.
+kdpp_distiller = dict(
+    type='ConfigurableDistiller',
+    distill_losses=dict(loss_kd=_kd, loss_nd=dict(type='NDLoss', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_kd=_kd_mapping,
+        loss_nd=dict(
+            student_feat=_student_feat,
+            teacher_feat=dict(recorder='roi_feat', from_student=False, data_idx=0),
+            labels=_labels,
+            label_weights=_label_weights)))
+
+# [PROPOSAL] NC-inspired (NCKD has no public code): NC1 prototype contrast + alignment and NC2 Gram transfer
+# on the RoI feature against the teacher's class means (background excluded from NC2), + KD.
+nc_distiller = dict(
+    type='ConfigurableDistiller',
+    distill_losses=dict(
+        loss_kd=_kd,
+        loss_nc=dict(type='NCLoss', loss_weight=1.0, contrast_weight=1.0, align_weight=1.0, nc2_weight=1.0,
+                     ignore_index=80)),
+    loss_forward_mappings=dict(
+        loss_kd=_kd_mapping,
+        loss_nc=dict(student_feat=_student_feat, labels=_labels, label_weights=_label_weights)))
+
+# [PROPOSAL] iCD on RoI logits (iCD is classification-only): per image, the Gram of L2-normalised RoI logit
+# vectors, row-softmax at tau = 2, KL(teacher || student); + KD (the paper's iCD+KD pairing).
+icd_distiller = dict(
+    type='ConfigurableDistiller',
+    distill_losses=dict(loss_kd=_kd, loss_icd=dict(type='ICDRoILoss', loss_weight=1.0, tau=2.0)),
+    loss_forward_mappings=dict(
+        loss_kd=_kd_mapping,
+        loss_icd=dict(
+            student_logits=dict(recorder='roi_logits', from_student=True),
+            teacher_logits=dict(recorder='roi_logits', from_student=False),
+            rois=dict(recorder='rois', from_student=True, data_idx=1))))
+
+del _kd, _kd_mapping, _labels, _label_weights, _student_feat  # building blocks only

@@ -1,0 +1,5 @@
+# Faster R-CNN R101-FPN -> MobileNetV2-FPN, plain KD on the RoI class logits (T = 1), for comparison.
+# Train: tools/dist_train.sh configs/faster_rcnn_r101_mbv2_kd.py 8
+_base_ = ['./_base_/distill/faster_rcnn_r101_mbv2.py', './_base_/distill/roi_losses.py']
+
+model = dict(distiller=_base_.kd_distiller)

@@ -1,0 +1,148 @@
+"""The only module in mmkd that patches the stack it builds on. Imported first by ``mmkd/__init__.py``.
+
+mmkd pins the one window in which mmdet 3.3 and mmrazor 1.0 both accept mmcv (mmcv 2.1.0, mmengine 0.10.7),
+but runs it on today's PyTorch. Each patch below is idempotent, touches nothing on disk, and has a test in
+``tests/test_compat.py`` that fails without it:
+
+1. ``_alias_torch_fuser_names``: mmrazor 1.0.0 imports ``reverse2``, ``reverse3`` and
+   ``reverse_sequential_wrapper2`` from ``torch.ao.quantization.fuser_method_mappings``; torch 2.x renamed them
+   ``_reverse2``, ``_reverse3`` and ``_sequential_wrapper2``. The old names are added back as aliases.
+2. ``_lazy_quantization_backend_configs``: ``mmrazor/structures/quantization/backend_config/mapping.py`` builds
+   every quantization backend config while ``import mmrazor.models`` runs, and that code crashes on the torch 2.x
+   quantization API. Distillation never uses it, so the module is replaced by one whose ``BackendConfigs`` builds
+   a backend's config only when a quantizer asks for it.
+3. ``_safe_checkpoint_loading``: since torch 2.6, ``torch.load`` defaults to ``weights_only=True`` and refuses
+   mmengine checkpoints (they pickle ``HistoryBuffer`` and numpy arrays), which breaks ``--resume``,
+   ``load_from``, ``teacher_ckpt`` and ``tools/test.py``. The few safe types those checkpoints contain are
+   allow-listed with ``torch.serialization.add_safe_globals``; ``weights_only`` stays on. mmengine's loader for
+   local files is re-registered so that a checkpoint pickling anything else is refused with an
+   :class:`UnsafeCheckpointError` that names the object and says how to proceed if the file is trusted.
+4. ``_config_package_table``: mmengine resolves ``_base_ = 'pkg::...'`` only for packages in its fixed
+   ``MODULE2PACKAGE`` table; ``mmkd`` is added (see ``mmkd/_mim_hook.py`` for processes that never import mmkd).
+5. ``_distillation_loss_detach_hook``: mmrazor renamed ``DistillationLossDetachHook(detach_epoch)`` to
+   ``StopDistillHook(stop_epoch)`` before its 1.0.0 tag, but mmyolo's and mmpose's distillation configs still use
+   the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
+"""
+import os.path as osp
+import pickle
+import re
+import sys
+import types
+from collections.abc import Mapping
+
+import torch
+
+from . import _mim_hook
+
+_MAPPING_MODULE = 'mmrazor.structures.quantization.backend_config.mapping'
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a pickled object outside mmkd's allow-list of safe types."""
+
+
+def _alias_torch_fuser_names() -> None:
+    from torch.ao.quantization import fuser_method_mappings as fmm
+    for old, new in (('reverse2', '_reverse2'), ('reverse3', '_reverse3'),
+                     ('reverse_sequential_wrapper2', '_sequential_wrapper2')):
+        if not hasattr(fmm, old) and hasattr(fmm, new):
+            setattr(fmm, old, getattr(fmm, new))
+
+
+class _LazyBackendConfigs(Mapping):
+    """``BackendConfigs`` of mmrazor, with each backend's config built on first access."""
+
+    _builders = dict(academic='get_academic_backend_config', native='get_native_backend_config',
+                     tensorrt='get_tensorrt_backend_config', openvino='get_openvino_backend_config')
+
+    def __init__(self) -> None:
+        self._cache = {}
+
+    def __getitem__(self, backend: str):
+        if backend not in self._cache:
+            import importlib
+            module = importlib.import_module(f'mmrazor.structures.quantization.backend_config.{backend}')
+            self._cache[backend] = getattr(module, self._builders[backend])()
+        return self._cache[backend]
+
+    def __iter__(self):
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
+def _lazy_quantization_backend_configs() -> None:
+    if _MAPPING_MODULE in sys.modules:
+        return
+    module = types.ModuleType(_MAPPING_MODULE, 'Lazy stand-in installed by mmkd.compat (patch 2).')
+    module.BackendConfigs = _LazyBackendConfigs()
+    sys.modules[_MAPPING_MODULE] = module
+
+
+def checkpoint_safe_globals() -> list:
+    """The types mmengine/mmdet/mmrazor checkpoints pickle besides tensors and builtin containers."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    reconstruct = getattr(np, '_core', getattr(np, 'core', None)).multiarray._reconstruct
+    scalar = getattr(np, '_core', getattr(np, 'core', None)).multiarray.scalar
+    dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
+    return [HistoryBuffer, reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+
+
+def _load_local_checkpoint(filename: str, map_location=None):
+    """mmengine's local-file checkpoint loader, with ``weights_only=True`` and a clear refusal message."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r'GLOBAL (\S+)', str(err))
+        what = found.group(1) if found else 'an object that is not a tensor or a plain container'
+        raise UnsafeCheckpointError(
+            f'Refused to load checkpoint {filename!r}: it contains a pickled {what}, which is not on mmkd\'s '
+            f'allow-list of safe checkpoint types (tensors, containers, numpy arrays, mmengine HistoryBuffer). '
+            f'Unpickling it could run arbitrary code. If you trust this file, allow that one type before '
+            f'loading: torch.serialization.add_safe_globals([<the class {what}>]) (e.g. in a custom_imports '
+            f'module), or re-save the checkpoint with only its state_dict and meta.') from err
+
+
+def _safe_checkpoint_loading() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+    if CheckpointLoader._schemes.get('') is not _load_local_checkpoint:
+        CheckpointLoader.register_scheme(prefixes='', loader=_load_local_checkpoint, force=True)
+
+
+def _config_package_table() -> None:
+    from mmengine.config import utils
+    _mim_hook.add_to_package_table(utils)
+
+
+def _distillation_loss_detach_hook() -> None:
+    from mmrazor.engine.hooks import StopDistillHook
+    from mmrazor.registry import HOOKS
+
+    if 'DistillationLossDetachHook' in HOOKS.module_dict:
+        return
+
+    class DistillationLossDetachHook(StopDistillHook):
+        """mmrazor's pre-1.0 name of ``StopDistillHook``: stops distillation from ``detach_epoch`` on."""
+
+        def __init__(self, detach_epoch: int) -> None:
+            super().__init__(stop_epoch=detach_epoch)
+
+    HOOKS.register_module(module=DistillationLossDetachHook)
+
+
+def apply() -> None:
+    """Apply every patch (idempotent). Patches 1 and 2 must run before mmrazor's models are imported."""
+    _alias_torch_fuser_names()
+    _lazy_quantization_backend_configs()
+    _safe_checkpoint_loading()
+    _config_package_table()
+    _distillation_loss_detach_hook()
+
+
+apply()

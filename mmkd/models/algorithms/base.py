@@ -1,0 +1,85 @@
+"""What mmkd's distillation algorithms share on top of mmrazor's ``SingleTeacherDistill``."""
+import os.path as osp
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmrazor.models import SingleTeacherDistill
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from mmkd.structures import ClassMeans
+
+_REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://', 'torchvision://', 'modelzoo://')
+
+
+@MODELS.register_module()
+class TeacherStudentDistill(SingleTeacherDistill):
+    """Base of mmkd's distillation algorithms (detection: ``RoIDistill``; classification: ``ClsDistill``).
+
+    Keeps every config key of mmrazor's ``SingleTeacherDistill`` (``architecture``, ``teacher``,
+    ``teacher_ckpt``, ``teacher_trainable``, ``teacher_norm_eval``, ``distiller``, ``calculate_student_loss``,
+    ...) and adds:
+
+    * ``class_means=dict(num_classes=K, feat_dim=D, momentum=None)``: the teacher's per-class mean features,
+      a :class:`~mmkd.structures.ClassMeans` owned by the algorithm (so they are saved in every checkpoint) and
+      bound into every distillation loss that needs them (ND, NC). ``ClassMeansHook`` fills them before
+      training with one teacher pass (:meth:`collect_class_features`), or loads them from a file; with a
+      ``momentum`` they are instead updated online (EMA) from the teacher features of each training step.
+    * a frozen teacher that is **wholly** in eval mode (mmrazor only switches its BatchNorm layers, leaving
+      dropout and drop-path stochastic), unless ``teacher_trainable``.
+    * checks at build time, before any weights are built, so that a wrong config fails in seconds.
+    """
+
+    def __init__(self, *args, teacher_ckpt: Optional[str] = None, class_means: Optional[Dict] = None,
+                 **kwargs) -> None:
+        if teacher_ckpt and not teacher_ckpt.startswith(_REMOTE_PREFIXES) and not osp.isfile(teacher_ckpt):
+            raise FileNotFoundError(
+                f'Teacher checkpoint {teacher_ckpt!r} does not exist. Train the teacher first (tools/train.py '
+                f'<teacher config>) or download its weights, then point the config\'s `teacher_ckpt` at the file '
+                f'(or pass --cfg-options model.teacher_ckpt=PATH).')
+        super().__init__(*args, teacher_ckpt=teacher_ckpt, **kwargs)
+        self.class_means = ClassMeans(**class_means) if class_means else None
+        for name, loss in self.distiller.distill_losses.items():
+            if not hasattr(loss, 'bind_class_means'):
+                continue
+            if self.class_means is None:
+                raise ValueError(
+                    f'Distillation loss {name!r} ({type(loss).__name__}) needs the teacher\'s class means. Add '
+                    f'`class_means=dict(num_classes=..., feat_dim=...)` to the algorithm (model) config and '
+                    f'`dict(type=\'mmkd.ClassMeansHook\')` to custom_hooks.')
+            loss.bind_class_means(self.class_means)
+
+    @property
+    def needs_class_means(self) -> bool:
+        """Whether a loss reads the class means (``ClassMeansHook`` then makes sure they are filled)."""
+        return self.class_means is not None
+
+    @torch.no_grad()
+    def collect_class_features(self, batch_inputs: Tensor,
+                               data_samples: Optional[List]) -> Tuple[Tensor, Tensor]:
+        """Teacher features ``[N, D]`` and their class labels ``[N]`` for one pre-processed batch."""
+        raise NotImplementedError
+
+    def _check_class_means(self, num_classes: int, feat_dim: int) -> None:
+        """Raise if the configured class means cannot hold the teacher's features."""
+        cm = self.class_means
+        if cm is not None and (cm.num_classes, cm.feat_dim) != (num_classes, feat_dim):
+            raise ValueError(
+                f'class_means is configured as [{cm.num_classes}, {cm.feat_dim}] but the teacher produces '
+                f'{feat_dim}-d features for {num_classes} classes: set '
+                f'class_means=dict(num_classes={num_classes}, feat_dim={feat_dim}).')
+
+    def train(self, mode: bool = True) -> 'TeacherStudentDistill':
+        super().train(mode)
+        if not self.teacher_trainable:
+            self.teacher.eval()
+        return self
+
+    def _teacher_recorders_read(self, prefixes: Union[str, Tuple[str, ...]]) -> bool:
+        """Whether any teacher recorder records a module or method whose path starts with ``prefixes``."""
+        return any(r.source.startswith(prefixes) for r in self.distiller.teacher_recorders.recorders.values())
+
+    @staticmethod
+    def _as_model(model: Union[BaseModel, Dict]) -> BaseModel:
+        return model if isinstance(model, BaseModel) else MODELS.build(model)

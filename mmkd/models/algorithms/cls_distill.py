@@ -1,0 +1,161 @@
+"""Teacher-student distillation for mmkd's lean image classifiers (KD++, DKD++, NC, iCD on CIFAR/ImageNet/CUB)."""
+import copy
+from typing import Dict, List, Mapping, Optional, Set, Tuple
+
+import torch
+from mmengine.logging import MessageHub
+from mmengine.structures import BaseDataElement
+from mmrazor.models.utils import add_prefix
+from torch import Tensor
+
+from mmkd.models.classifiers import stack_gt_labels
+from mmkd.registry import MODELS
+from .base import TeacherStudentDistill
+
+#: Recorders every ``ClsDistill`` provides, by name, to ``loss_forward_mappings`` (a config may override them).
+STUDENT_CLS_RECORDERS = dict(
+    feat=dict(type='ModuleOutputs', source='neck'),  # penultimate feature [B, C_s]
+    logits=dict(type='ModuleOutputs', source='head.fc'),  # [B, K]
+    labels=dict(type='ModuleInputs', source='head.loss_module'),  # data_idx=1: labels [B]
+)
+TEACHER_CLS_RECORDERS = dict(
+    feat=dict(type='ModuleOutputs', source='neck'),  # [B, C_t]
+    logits=dict(type='ModuleOutputs', source='head.fc'),  # [B, K]
+)
+LOCAL_LOGITS = 'head.local_logits'
+
+
+def warmup_factor(epoch: int, warmup_epochs: int) -> float:
+    """Linear warm-up ``min(1, (epoch + 1) / warmup_epochs)`` for a 0-based ``epoch`` (the ND/DKD reference code's
+    ``min(1, epoch / warm)`` with 1-based epochs); 1 when ``warmup_epochs <= 0``."""
+    return 1.0 if warmup_epochs <= 0 else min(1.0, (epoch + 1) / warmup_epochs)
+
+
+@MODELS.register_module()
+class ClsDistill(TeacherStudentDistill):
+    """Distils an :class:`~mmkd.models.classifiers.ImageClassifier` (student) from another (teacher).
+
+    One step:
+
+    1. the teacher, frozen, wholly in eval mode and without gradients, runs ``backbone -> neck`` and, only if a
+       loss reads a head tensor, ``head`` (its iCD local logits only if a loss reads ``head.local_logits``) inside
+       the teacher recorders; it never computes a loss and is skipped entirely when no loss reads it;
+    2. the student's ``loss`` forward runs inside the student recorders (its local logits only when read);
+    3. ``distiller.compute_distill_losses()``; a loss named in ``loss_warmup`` is scaled by
+       ``min(1, (epoch + 1) / E)`` (the linear KD/DKD warm-up of KD++/DKD++, 20 epochs on CIFAR-100).
+
+    Besides the config's own recorders, the distiller gets these by name (``B`` images, ``K`` classes):
+
+    =======================  =================================================================================
+    student/teacher ``feat``  ``neck`` output: the penultimate feature ``[B, C]`` (ND, NC)
+    student/teacher
+    ``logits``                ``head.fc`` output ``[B, K]`` (KD, DKD)
+    student ``labels``        ``head.loss_module`` inputs; ``data_idx=1``: labels ``[B]``
+    =======================  =================================================================================
+
+    iCD configs add ``ModuleOutputs`` recorders on ``head.local_logits`` (``[B, K, P]``; the heads need
+    ``local_scales``).
+
+    Args:
+        class_means (dict, optional): ``dict(num_classes=K, feat_dim=C_t, momentum=None)``; see
+            :class:`TeacherStudentDistill`.
+        loss_warmup (dict, optional): distill loss name -> warm-up epochs.
+        **kwargs: ``SingleTeacherDistill``'s keys. ``teacher_trainable`` is refused (the teacher never computes
+            its own losses).
+    """
+
+    def __init__(self, distiller: Dict, *args, loss_warmup: Optional[Mapping[str, int]] = None, **kwargs) -> None:
+        if kwargs.get('teacher_trainable'):
+            raise ValueError('ClsDistill never computes the teacher\'s own losses, so teacher_trainable=True cannot '
+                             'work; use mmrazor\'s SingleTeacherDistill to train the teacher too.')
+        distiller = copy.deepcopy(distiller)
+        for key, defaults in (('student_recorders', STUDENT_CLS_RECORDERS),
+                              ('teacher_recorders', TEACHER_CLS_RECORDERS)):
+            distiller[key] = {**defaults, **(distiller.get(key) or {})}
+        super().__init__(distiller, *args, **kwargs)
+        self.loss_warmup = dict(loss_warmup or {})
+        unknown = set(self.loss_warmup) - set(self.distiller.distill_losses)
+        if unknown:
+            raise ValueError(f'ClsDistill: loss_warmup names {sorted(unknown)}, which are not distill losses; '
+                             f'choose among {sorted(self.distiller.distill_losses)}.')
+        self._check_models()
+        used_s, used_t = self._used_sources(True), self._used_sources(False)
+        self.student.head.compute_local = self.student.head.local_logits is not None and LOCAL_LOGITS in used_s
+        self.teacher.head.compute_local = self.teacher.head.local_logits is not None and LOCAL_LOGITS in used_t
+        self._ema = self.class_means is not None and self.class_means.momentum is not None
+        self._teacher_runs = bool(used_t) or self._ema
+        self._teacher_runs_head = any(not src.startswith(('backbone', 'neck')) for src in used_t)
+
+    # ------------------------------------------------------------------ checks
+    def _check_models(self) -> None:
+        for role, model in (('student', self.student), ('teacher', self.teacher)):
+            if not all(hasattr(model, m) for m in ('backbone', 'neck', 'head')) or \
+                    not hasattr(model.head, 'local_logits'):
+                raise TypeError(f'ClsDistill needs mmkd ImageClassifier models (backbone, neck, LinearClsHead); '
+                                f'the {role} is a {type(model).__name__}.')
+        s_head, t_head = self.student.head, self.teacher.head
+        if s_head.num_classes != t_head.num_classes:
+            raise ValueError(f'The student predicts {s_head.num_classes} classes but the teacher {t_head.num_classes}; '
+                             'set the same head.num_classes in both and use a teacher trained on the same classes.')
+        if s_head.in_channels != t_head.in_channels:
+            for loss_name, mapping in self.distiller.loss_forward_mappings.items():
+                for arg, rec in mapping.items():
+                    if rec.get('from_student') and not rec.get('connector') and \
+                            self._source(rec['recorder'], True) == 'neck':
+                        raise ValueError(
+                            f'The student\'s feature is {s_head.in_channels}-d but the teacher\'s is '
+                            f'{t_head.in_channels}-d, and {loss_name}.{arg} reads it without a connector. Add to '
+                            f'distiller.connectors `proj=dict(type=\'mmkd.EmbeddingProjector\', '
+                            f'in_channels={s_head.in_channels}, out_channels={t_head.in_channels})` and '
+                            f'`connector=\'proj\'` to that mapping.')
+        self._check_class_means(t_head.num_classes, t_head.in_channels)
+
+    def _source(self, recorder: str, from_student: bool) -> str:
+        manager = self.distiller.student_recorders if from_student else self.distiller.teacher_recorders
+        return manager.recorders[recorder].source
+
+    def _used_sources(self, from_student: bool) -> Set[str]:
+        return {self._source(rec['recorder'], from_student)
+                for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
+                if rec.get('from_student', True) == from_student}
+
+    # ------------------------------------------------------------------ training step
+    def loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, Tensor]:
+        losses = dict()
+        self.distiller.set_deliveries_override(False)
+        if self._teacher_runs:
+            with self.distiller.teacher_recorders, self.distiller.deliveries, torch.no_grad():
+                t_feat = self._teacher_forward(batch_inputs)
+            if self._ema:
+                self.class_means.update(t_feat, stack_gt_labels(data_samples).to(t_feat.device))
+        self.distiller.set_deliveries_override(True)
+        with self.distiller.student_recorders, self.distiller.deliveries:
+            if self.calculate_student_loss:
+                losses.update(add_prefix(self.student(batch_inputs, data_samples, mode='loss'), 'student'))
+            else:
+                with torch.set_grad_enabled(self.student_trainable):
+                    self.student(batch_inputs, data_samples, mode='loss')
+        if not self.distillation_stopped:
+            distill_losses = self.distiller.compute_distill_losses()
+            if self.loss_warmup:
+                epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+                for name, epochs in self.loss_warmup.items():
+                    distill_losses[name] = distill_losses[name] * warmup_factor(epoch, epochs)
+            losses.update(add_prefix(distill_losses, 'distill'))
+        return losses
+
+    def _teacher_forward(self, batch_inputs: Tensor) -> Tensor:
+        """``backbone -> neck`` (-> ``head`` when read) of the teacher; returns its feature ``[B, C_t]``."""
+        maps = self.teacher.backbone(batch_inputs)
+        feat = self.teacher.neck(maps)
+        if self._teacher_runs_head:
+            self.teacher.head(feat, maps[-1])
+        return feat
+
+    # ------------------------------------------------------------------ class statistics
+    @torch.no_grad()
+    def collect_class_features(self, batch_inputs: Tensor,
+                               data_samples: List[BaseDataElement]) -> Tuple[Tensor, Tensor]:
+        """Teacher penultimate features ``[B, C_t]`` and ground-truth labels ``[B]`` (KD++'s class centres)."""
+        feats = self.teacher.extract_feat(batch_inputs)
+        return feats, stack_gt_labels(data_samples).to(feats.device)
