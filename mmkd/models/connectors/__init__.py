@@ -1,0 +1,3 @@
+from .embedding_projector import EmbeddingProjector
+
+__all__ = ['EmbeddingProjector']

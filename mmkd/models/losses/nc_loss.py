@@ -1,0 +1,87 @@
+"""[PROPOSAL] NC-inspired distillation losses (NCKD reconstruction) as one registered module."""
+from typing import Dict, Optional
+
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .class_means_mixin import ClassMeansMixin
+from .functional import nc1_align_loss, nc1_contrast_loss, nc2_loss, nc3_align_loss
+
+
+@MODELS.register_module()
+class NCLoss(ClassMeansMixin, nn.Module):
+    """[PROPOSAL, our reconstruction, not the authors' equations] NC-inspired distillation after NCKD (Zhang,
+    Song, He, "Neural Collapse Inspired Knowledge Distillation", AAAI 2025, arXiv 2412.11788); methods.md 2(b).
+
+    With ``p~_k`` the teacher class means centred by their mean over valid classes and L2-normalised
+    (:func:`~mmkd.models.losses.functional.prototype_directions`), the loss is
+    ``loss_weight * (contrast_weight * L_NC1,con + align_weight * L_NC1,align + nc2_weight * L_NC2
+    + nc3_weight * L_NC3)``:
+
+    * ``L_NC1,con``: cross-entropy of ``cos(z_i, p~_k) / tau`` over classes, target ``y_i``;
+    * ``L_NC1,align``: mean ``1 - cos(z_i, p~_{y_i})``;
+    * ``L_NC2``: ``||G_s - G_t||_F^2 / S^2`` between the Grams of the centred, normalised student batch class
+      means and the teacher means over the ``S`` classes present (``ignore_index`` excluded, e.g. background);
+    * ``L_NC3``: ``||W/||W||_F - P~/||P~||_F||_F^2`` for the student classifier ``W`` (first ``K`` rows).
+
+    A term whose weight is 0 is not computed. mmrazor's ``ConfigurableDistiller`` stores one tensor per loss
+    name (``parse_losses`` rejects dicts), so ``forward`` returns the weighted **sum**; :meth:`loss_terms` gives
+    the weighted terms by name (``loss_nc1_contrast``, ``loss_nc1_align``, ``loss_nc2``, ``loss_nc3``) for
+    logging. The class means come from the bound :class:`~mmkd.structures.ClassMeans`.
+
+    Args:
+        loss_weight: overall multiplier.
+        contrast_weight, align_weight, nc2_weight, nc3_weight: term weights.
+        tau: temperature of the contrast term.
+        ignore_index: class left out of NC2 (detection: the background index ``num_classes``).
+        center: centre the prototypes (NC1, NC3: by the mean over valid classes; NC2: both sides by the mean
+            over the classes present) -- methods.md 2(b) leaves centred vs. uncentred to ablation.
+
+    Forward:
+        student_feat ``[N, D]`` (projected to the teacher width), labels ``[N]`` int64, label_weights optional
+        ``[N]``, classifier_weight ``[K', D]`` (required when ``nc3_weight > 0``) -> scalar.
+    """
+
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 contrast_weight: float = 1.0,
+                 align_weight: float = 1.0,
+                 nc2_weight: float = 1.0,
+                 nc3_weight: float = 0.0,
+                 tau: float = 0.1,
+                 ignore_index: Optional[int] = None,
+                 center: bool = True) -> None:
+        super().__init__()
+        self.loss_weight, self.tau, self.ignore_index, self.center = loss_weight, tau, ignore_index, center
+        self.term_weights = dict(
+            loss_nc1_contrast=contrast_weight, loss_nc1_align=align_weight, loss_nc2=nc2_weight, loss_nc3=nc3_weight)
+        if not any(self.term_weights.values()):
+            raise ValueError('NCLoss: every term weight is 0; enable at least one term')
+
+    def loss_terms(self,
+                   student_feat: Tensor,
+                   labels: Tensor,
+                   label_weights: Optional[Tensor] = None,
+                   classifier_weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The weighted terms (``loss_weight * term_weight * term``) with non-zero weight, by name."""
+        protos, weights, center = self.class_means.means, label_weights, self.center
+        terms = dict(
+            loss_nc1_contrast=lambda: nc1_contrast_loss(student_feat, labels, protos, self.tau, weights, center),
+            loss_nc1_align=lambda: nc1_align_loss(student_feat, labels, protos, weights, center),
+            loss_nc2=lambda: nc2_loss(student_feat, labels, protos, weights, self.ignore_index, center),
+            loss_nc3=lambda: nc3_align_loss(self._classifier(classifier_weight), protos, center=center))
+        return {name: self.loss_weight * w * terms[name]() for name, w in self.term_weights.items() if w}
+
+    @staticmethod
+    def _classifier(classifier_weight: Optional[Tensor]) -> Tensor:
+        if classifier_weight is None:
+            raise ValueError('NCLoss with nc3_weight > 0 needs classifier_weight (the student classifier [K, D]); '
+                             'map it in loss_forward_mappings or set nc3_weight=0')
+        return classifier_weight
+
+    def forward(self,
+                student_feat: Tensor,
+                labels: Tensor,
+                label_weights: Optional[Tensor] = None,
+                classifier_weight: Optional[Tensor] = None) -> Tensor:
+        return sum(self.loss_terms(student_feat, labels, label_weights, classifier_weight).values())

@@ -1,0 +1,166 @@
+"""Teacher class means (ND class centres, NC prototypes) as a checkpointed module."""
+import os
+import os.path as osp
+import tempfile
+from typing import Optional
+
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.model import BaseModule
+from torch import Tensor
+
+_FIX = ('recompute the file with tools/analysis/compute_class_means.py for this teacher, or fix num_classes / '
+        'feat_dim of class_means in the config')
+
+
+class ClassMeans(BaseModule):
+    """Per-class mean of teacher features: the class centres of ND (KD++, arXiv 2305.17007, sec. 1(b) of
+    methods.md) and the prototypes of the NC-inspired losses.
+
+    Two modes:
+
+    * ``momentum=None``: the exact running average over everything seen, ``means_k = sums_k / counts_k``
+      (with weights: ``sum w f / sum w``), as the official ND code computes it over the training set.
+    * ``momentum=m`` in ``(0, 1]``: EMA, for classes present in a batch
+      ``means_k <- (1 - m) means_k + m * batch_mean_k``; a class seen for the first time takes its batch mean.
+      ``sums`` / ``counts`` still accumulate (``counts`` drives :attr:`valid`).
+
+    Buffers (persistent, so they are in every checkpoint of the model owning this module):
+    ``sums [K, D]`` float64, ``counts [K]`` float64, ``means [K, D]`` float32.
+
+    Args:
+        num_classes: ``K`` (detection: ``num_classes + 1``, background last).
+        feat_dim: ``D``.
+        momentum: None for the exact average, else the EMA momentum.
+    """
+
+    def __init__(self, num_classes: int, feat_dim: int, momentum: Optional[float] = None) -> None:
+        super().__init__()
+        if num_classes < 1 or feat_dim < 1:
+            raise ValueError(f'num_classes and feat_dim must be positive, got {num_classes} and {feat_dim}')
+        if momentum is not None and not 0 < momentum <= 1:
+            raise ValueError(f'momentum must be None (exact average) or in (0, 1], got {momentum}')
+        self.num_classes, self.feat_dim, self.momentum = num_classes, feat_dim, momentum
+        self.register_buffer('sums', torch.zeros(num_classes, feat_dim, dtype=torch.float64))
+        self.register_buffer('counts', torch.zeros(num_classes, dtype=torch.float64))
+        self.register_buffer('means', torch.zeros(num_classes, feat_dim))
+
+    def extra_repr(self) -> str:
+        return f'num_classes={self.num_classes}, feat_dim={self.feat_dim}, momentum={self.momentum}'
+
+    @property
+    def valid(self) -> Tensor:
+        """``[K]`` bool: classes seen at least once whose mean is finite and non-zero."""
+        norm = torch.linalg.vector_norm(self.means, dim=1)
+        return (self.counts > 0) & torch.isfinite(norm) & (norm > 0)
+
+    @property
+    def initialized(self) -> bool:
+        """Whether any class has a valid mean."""
+        return bool(self.valid.any())
+
+    def reset(self) -> None:
+        """Forget everything seen."""
+        for buf in (self.sums, self.counts, self.means):
+            buf.zero_()
+
+    def _recompute(self) -> None:
+        seen = self.counts > 0
+        means = self.sums / self.counts.clamp_min(torch.finfo(self.counts.dtype).tiny)[:, None]
+        self.means.copy_(torch.where(seen[:, None], means, 0))
+
+    @torch.no_grad()
+    def update(self, feats: Tensor, labels: Tensor, weight: Optional[Tensor] = None) -> None:
+        """Accumulate ``feats [N, D]`` with ``labels [N]`` int64 in ``[0, K)`` and optional ``weight [N]``
+        (``w <= 0`` ignores a sample). Vectorised with ``index_add_``; computed in float64."""
+        if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
+            raise ValueError(f'feats must have shape [N, {self.feat_dim}], got {list(feats.shape)}')
+        if labels.dtype != torch.int64 or labels.shape != feats.shape[:1]:
+            raise ValueError(f'labels must be int64 of shape [{feats.shape[0]}], got {labels.dtype} '
+                             f'{list(labels.shape)}')
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f'labels must lie in [0, {self.num_classes}), got [{int(labels.min())}, '
+                             f'{int(labels.max())}]; check num_classes (detection: num_classes + 1, background last)')
+        feats = feats.to(self.sums)
+        labels = labels.to(self.sums.device)
+        weight = feats.new_ones(feats.shape[0]) if weight is None else weight.to(feats).clamp_min(0)
+        if weight.shape != labels.shape:
+            raise ValueError(f'weight must have shape [{labels.shape[0]}], got {list(weight.shape)}')
+        batch_sums = feats.new_zeros(self.sums.shape).index_add_(0, labels, feats * weight[:, None])
+        batch_counts = feats.new_zeros(self.counts.shape).index_add_(0, labels, weight)
+        if self.momentum is None:
+            self.sums += batch_sums
+            self.counts += batch_counts
+            self._recompute()
+            return
+        present, seen = batch_counts > 0, self.counts > 0
+        batch_means = batch_sums / batch_counts.clamp_min(torch.finfo(batch_counts.dtype).tiny)[:, None]
+        ema = (1 - self.momentum) * self.means.double() + self.momentum * batch_means
+        new = torch.where((present & seen)[:, None], ema, torch.where(present[:, None], batch_means, self.means))
+        self.means.copy_(new)
+        self.sums += batch_sums
+        self.counts += batch_counts
+
+    @torch.no_grad()
+    def all_reduce(self) -> None:
+        """Combine the ranks (no-op when not distributed): ``sums`` and ``counts`` are summed and the means
+        recomputed; in EMA mode each class's mean is averaged over the ranks that have seen it."""
+        if get_world_size() == 1:
+            return
+        if self.momentum is not None:
+            seen = (self.counts > 0).double()
+            means = self.means.double() * seen[:, None]
+            all_reduce(means)
+            all_reduce(seen)
+        all_reduce(self.sums)
+        all_reduce(self.counts)
+        if self.momentum is None:
+            self._recompute()
+        else:
+            self.means.copy_(means / seen.clamp_min(1)[:, None])
+
+    def save(self, path: str, meta: Optional[dict] = None) -> None:
+        """Write ``dict(means, counts, num_classes, feat_dim, meta)`` to ``path`` atomically (a temporary file in
+        the same directory, then ``os.replace``): an interrupted save leaves any previous file intact.
+        ``meta`` must hold plain Python values (it is read back with ``weights_only=True``)."""
+        folder = osp.dirname(osp.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        contents = dict(
+            means=self.means.detach().cpu(),
+            counts=self.counts.detach().cpu(),
+            num_classes=self.num_classes,
+            feat_dim=self.feat_dim,
+            meta=dict(meta or {}))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                torch.save(contents, f)
+            os.replace(tmp, path)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def load(self, path: str) -> dict:
+        """Load a file written by :meth:`save` (``torch.load(weights_only=True)``) and return its ``meta``.
+        ``sums`` are restored as ``means * counts`` so that further exact updates continue the average.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: the file is not a class-means file or its means are not ``[K, D]``; nothing is changed.
+        """
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'class-means file not found: {path}; {_FIX}')
+        data = torch.load(path, map_location='cpu', weights_only=True)
+        if not isinstance(data, dict) or not {'means', 'counts'} <= data.keys():
+            raise ValueError(f'{path} is not a class-means file (expected a dict with "means" and "counts", as '
+                             f'ClassMeans.save writes); {_FIX}')
+        means, counts = data['means'], data['counts']
+        expected = [self.num_classes, self.feat_dim]
+        if list(means.shape) != expected or list(counts.shape) != expected[:1]:
+            raise ValueError(f'class means in {path} have shape {list(means.shape)} (counts {list(counts.shape)}) '
+                             f'but this model expects [K, D] = {expected}; {_FIX}')
+        self.means.copy_(means)
+        self.counts.copy_(counts)
+        self.sums.copy_(self.means.double() * self.counts[:, None])
+        return data.get('meta') or {}

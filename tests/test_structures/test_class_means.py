@@ -1,0 +1,146 @@
+"""ClassMeans: exact / EMA updates against loops, validity, persistence and atomic save."""
+import os
+
+import pytest
+import torch
+
+from mmkd.structures import ClassMeans
+
+
+def loop_means(feats, labels, k, weight=None):
+    means, counts = torch.zeros(k, feats.shape[1], dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+    for c in range(k):
+        num, den = torch.zeros(feats.shape[1], dtype=torch.float64), 0.
+        for i in range(feats.shape[0]):
+            w = 1. if weight is None else max(float(weight[i]), 0.)
+            if labels[i] == c:
+                num, den = num + w * feats[i].double(), den + w
+        counts[c] = den
+        if den > 0:
+            means[c] = num / den
+    return means, counts
+
+
+def batches(k=5, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, d, generator=g), torch.randint(0, k - 1, (n, ), generator=g), torch.rand(n, generator=g))
+            for n in (7, 1, 12, 0)]  # class k-1 never seen
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_exact_update_matches_loop(weighted):
+    cm = ClassMeans(5, 3)
+    data = batches()
+    for feats, labels, weight in data:
+        cm.update(feats, labels, weight if weighted else None)
+    feats, labels, weight = (torch.cat(x) for x in zip(*data))
+    means, counts = loop_means(feats, labels, 5, weight if weighted else None)
+    torch.testing.assert_close(cm.means, means.float())
+    torch.testing.assert_close(cm.counts, counts)
+    assert cm.valid.tolist() == (counts > 0).tolist() and cm.initialized
+    assert cm.sums.dtype == torch.float64 and cm.means.dtype == torch.float32
+
+
+def test_ema_update():
+    cm = ClassMeans(5, 3, momentum=0.25)
+    data = batches(seed=1)
+    expected = torch.zeros(5, 3, dtype=torch.float64)
+    seen = torch.zeros(5, dtype=torch.bool)
+    for feats, labels, _ in data:
+        cm.update(feats, labels)
+        batch_means, batch_counts = loop_means(feats, labels, 5)
+        for c in range(5):
+            if batch_counts[c] > 0:
+                expected[c] = 0.75 * expected[c] + 0.25 * batch_means[c] if seen[c] else batch_means[c]
+                seen[c] = True
+    torch.testing.assert_close(cm.means, expected.float())
+    assert cm.valid.tolist() == seen.tolist()
+
+
+def test_validity_reset_and_bad_input():
+    cm = ClassMeans(3, 2)
+    assert not cm.initialized and not cm.valid.any()
+    cm.update(torch.tensor([[0., 0.], [1., 2.], [float('inf'), 0.]]), torch.tensor([0, 1, 2]))
+    assert cm.valid.tolist() == [False, True, False]  # zero mean and non-finite mean are invalid
+    cm.reset()
+    assert not cm.initialized and cm.counts.sum() == 0
+    with pytest.raises(ValueError, match=r'\[0, 3\)'):
+        cm.update(torch.ones(1, 2), torch.tensor([3]))
+    with pytest.raises(ValueError, match=r'\[N, 2\]'):
+        cm.update(torch.ones(1, 3), torch.tensor([0]))
+    with pytest.raises(ValueError, match='momentum'):
+        ClassMeans(3, 2, momentum=0.)
+
+
+def test_state_dict_and_all_reduce_single_process():
+    cm = ClassMeans(4, 2)
+    cm.update(torch.randn(6, 2), torch.arange(6) % 4)
+    state = cm.state_dict()
+    assert sorted(state) == ['counts', 'means', 'sums']
+    before = {k: v.clone() for k, v in state.items()}
+    cm.all_reduce()  # not distributed: no change
+    for k, v in cm.state_dict().items():
+        assert torch.equal(v, before[k])
+    other = ClassMeans(4, 2)
+    other.load_state_dict(state)
+    assert torch.equal(other.means, cm.means)
+
+
+def test_save_load_round_trip(tmp_path):
+    cm = ClassMeans(4, 3)
+    cm.update(torch.randn(10, 3), torch.arange(10) % 3)
+    path = str(tmp_path / 'sub' / 'means.pth')
+    cm.save(path, meta=dict(teacher='r101', iters=3))
+    assert os.listdir(tmp_path / 'sub') == ['means.pth']  # no temporary left behind
+    loaded = ClassMeans(4, 3)
+    assert loaded.load(path) == dict(teacher='r101', iters=3)
+    for name in ('means', 'counts'):
+        assert torch.equal(getattr(loaded, name), getattr(cm, name))
+    torch.testing.assert_close(loaded.sums, cm.sums)
+    feats, labels = torch.randn(5, 3), torch.arange(5) % 4  # exact updates continue the same average
+    loaded.update(feats, labels)
+    cm.update(feats, labels)
+    torch.testing.assert_close(loaded.means, cm.means)
+
+
+def test_load_errors_leave_everything_untouched(tmp_path):
+    path = str(tmp_path / 'means.pth')
+    ClassMeans(4, 3).save(path)
+    with open(path, 'rb') as f:
+        original = f.read()
+    target = ClassMeans(5, 3)
+    target.update(torch.randn(4, 3), torch.arange(4))
+    before = target.means.clone()
+    with pytest.raises(ValueError) as err:
+        target.load(path)
+    msg = str(err.value)
+    assert path in msg and '[5, 3]' in msg and '[4, 3]' in msg and 'compute_class_means.py' in msg
+    assert torch.equal(target.means, before)
+    with open(path, 'rb') as f:
+        assert f.read() == original
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        target.load(str(tmp_path / 'missing.pth'))
+    torch.save(dict(foo=1), str(tmp_path / 'other.pth'))
+    with pytest.raises(ValueError, match='not a class-means file'):
+        target.load(str(tmp_path / 'other.pth'))
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / 'means.pth')
+    cm = ClassMeans(3, 2)
+    cm.update(torch.ones(3, 2), torch.arange(3))
+    cm.save(path)
+    with open(path, 'rb') as f:
+        original = f.read()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b'half a file')
+        raise OSError('disk full')
+
+    monkeypatch.setattr(torch, 'save', broken_save)
+    cm.update(torch.full((3, 2), 5.), torch.arange(3))
+    with pytest.raises(OSError, match='disk full'):
+        cm.save(path)
+    with open(path, 'rb') as f:
+        assert f.read() == original
+    assert os.listdir(tmp_path) == ['means.pth']
