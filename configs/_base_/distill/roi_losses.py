@@ -2,8 +2,8 @@
 # RoI tensors mmkd.RoIDistill records on the student's sampled RoIs (roi_feat, roi_logits, roi_targets, rois).
 # A top-level config picks one: model = dict(distiller=_base_.kdpp_distiller, class_means=_base_.class_means)
 
-# Teacher class means of the 1024-d RoI feature, for the 80 COCO classes plus background (index 80).
-class_means = dict(num_classes=81, feat_dim=1024)
+# Teacher class means of the RoI feature, for every class plus background (shape taken from the teacher).
+class_means = dict(momentum=None)
 
 _kd = dict(type='KLDivergence', tau=1, loss_weight=1.0)  # mmrazor's KD, 'batchmean' over RoIs
 _kd_mapping = dict(
@@ -38,7 +38,7 @@ nc_distiller = dict(
     distill_losses=dict(
         loss_kd=_kd,
         loss_nc=dict(type='NCLoss', loss_weight=1.0, contrast_weight=1.0, align_weight=1.0, nc2_weight=1.0,
-                     ignore_index=80)),
+                     ignore_index=-1)),  # -1: background, the last class
     loss_forward_mappings=dict(
         loss_kd=_kd_mapping,
         loss_nc=dict(student_feat=_student_feat, labels=_labels, label_weights=_label_weights)))

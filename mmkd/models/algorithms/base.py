@@ -3,7 +3,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
 from mmrazor.models import SingleTeacherDistill
 from torch import Tensor
 
@@ -21,7 +20,8 @@ class TeacherStudentDistill(SingleTeacherDistill):
     ``teacher_ckpt``, ``teacher_trainable``, ``teacher_norm_eval``, ``distiller``, ``calculate_student_loss``,
     ...) and adds:
 
-    * ``class_means=dict(num_classes=K, feat_dim=D, momentum=None)``: the teacher's per-class mean features,
+    * ``class_means=dict(momentum=None)``: the teacher's per-class mean features ``[K, D]`` (``num_classes`` and
+      ``feat_dim`` default to the teacher's, see :meth:`class_means_shape`),
       a :class:`~mmkd.structures.ClassMeans` owned by the algorithm (so they are saved in every checkpoint) and
       bound into every distillation loss that needs them (ND, NC). ``ClassMeansHook`` fills them before
       training with one teacher pass (:meth:`collect_class_features`), or loads them from a file; with a
@@ -39,14 +39,23 @@ class TeacherStudentDistill(SingleTeacherDistill):
                 f'<teacher config>) or download its weights, then point the config\'s `teacher_ckpt` at the file '
                 f'(or pass --cfg-options model.teacher_ckpt=PATH).')
         super().__init__(*args, teacher_ckpt=teacher_ckpt, **kwargs)
-        self.class_means = ClassMeans(**class_means) if class_means else None
+        self.class_means = None
+        if class_means is not None:
+            num_classes, feat_dim = self.class_means_shape()
+            cfg = {**dict(num_classes=num_classes, feat_dim=feat_dim), **class_means}
+            if (cfg['num_classes'], cfg['feat_dim']) != (num_classes, feat_dim):
+                raise ValueError(
+                    f'class_means is configured as [{cfg["num_classes"]}, {cfg["feat_dim"]}] but the teacher '
+                    f'produces {feat_dim}-d features for {num_classes} classes: set '
+                    f'class_means=dict(num_classes={num_classes}, feat_dim={feat_dim}), or leave both out.')
+            self.class_means = ClassMeans(**cfg)
         for name, loss in self.distiller.distill_losses.items():
             if not hasattr(loss, 'bind_class_means'):
                 continue
             if self.class_means is None:
                 raise ValueError(
                     f'Distillation loss {name!r} ({type(loss).__name__}) needs the teacher\'s class means. Add '
-                    f'`class_means=dict(num_classes=..., feat_dim=...)` to the algorithm (model) config and '
+                    f'`class_means=dict()` to the algorithm (model) config and '
                     f'`dict(type=\'mmkd.ClassMeansHook\')` to custom_hooks.')
             loss.bind_class_means(self.class_means)
 
@@ -61,14 +70,9 @@ class TeacherStudentDistill(SingleTeacherDistill):
         """Teacher features ``[N, D]`` and their class labels ``[N]`` for one pre-processed batch."""
         raise NotImplementedError
 
-    def _check_class_means(self, num_classes: int, feat_dim: int) -> None:
-        """Raise if the configured class means cannot hold the teacher's features."""
-        cm = self.class_means
-        if cm is not None and (cm.num_classes, cm.feat_dim) != (num_classes, feat_dim):
-            raise ValueError(
-                f'class_means is configured as [{cm.num_classes}, {cm.feat_dim}] but the teacher produces '
-                f'{feat_dim}-d features for {num_classes} classes: set '
-                f'class_means=dict(num_classes={num_classes}, feat_dim={feat_dim}).')
+    def class_means_shape(self) -> Tuple[int, int]:
+        """``(number of classes, feature width)`` of the teacher features the class means average."""
+        raise NotImplementedError
 
     def train(self, mode: bool = True) -> 'TeacherStudentDistill':
         super().train(mode)
@@ -79,7 +83,3 @@ class TeacherStudentDistill(SingleTeacherDistill):
     def _teacher_recorders_read(self, prefixes: Union[str, Tuple[str, ...]]) -> bool:
         """Whether any teacher recorder records a module or method whose path starts with ``prefixes``."""
         return any(r.source.startswith(prefixes) for r in self.distiller.teacher_recorders.recorders.values())
-
-    @staticmethod
-    def _as_model(model: Union[BaseModel, Dict]) -> BaseModel:
-        return model if isinstance(model, BaseModel) else MODELS.build(model)

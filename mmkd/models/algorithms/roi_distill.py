@@ -55,8 +55,8 @@ class RoIDistill(TeacherStudentDistill):
     Neck or backbone recorders (e.g. ``ModuleOutputs`` on ``neck``) work on both models as usual.
 
     Args:
-        class_means (dict, optional): ``dict(num_classes=K + 1, feat_dim=C, momentum=None)``; see
-            :class:`TeacherStudentDistill`. Detection class means include background, as in the ND paper.
+        class_means (dict, optional): ``dict(momentum=None)``; see :class:`TeacherStudentDistill`. Detection
+            class means are ``[K + 1, C]``: background included, as in the ND paper.
         **kwargs: ``SingleTeacherDistill``'s keys (``architecture``, ``teacher``, ``teacher_ckpt``,
             ``distiller``, ``calculate_student_loss``, ``student_trainable``, ...). ``teacher_trainable`` and
             ``distill_deliveries`` are refused: the teacher never computes its own losses and runs after the
@@ -99,7 +99,11 @@ class RoIDistill(TeacherStudentDistill):
                             f'{loss_name}.{arg} reads it without a connector. Add to distiller.connectors '
                             f'`roi_proj=dict(type=\'mmkd.EmbeddingProjector\', in_channels={s_dim}, '
                             f'out_channels={t_dim})` and `connector=\'roi_proj\'` to that mapping.')
-        self._check_class_means(t_head.num_classes + 1, t_dim)
+
+    def class_means_shape(self) -> Tuple[int, int]:
+        """Teacher RoI class means include background: ``[K + 1, C]``."""
+        head = self.teacher.roi_head.bbox_head
+        return head.num_classes + 1, head.cls_last_dim
 
     def _used_teacher_sources(self) -> Set[str]:
         recorders = self.distiller.teacher_recorders.recorders

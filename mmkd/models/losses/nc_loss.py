@@ -33,7 +33,8 @@ class NCLoss(ClassMeansMixin, nn.Module):
         loss_weight: overall multiplier.
         contrast_weight, align_weight, nc2_weight, nc3_weight: term weights.
         tau: temperature of the contrast term.
-        ignore_index: class left out of NC2 (detection: the background index ``num_classes``).
+        ignore_index: class left out of NC2 (detection: the background, the last class of the class means).
+            Negative values count from the end of the class means (``-1``: the last class).
         center: centre the prototypes (NC1, NC3: by the mean over valid classes; NC2: both sides by the mean
             over the classes present) -- methods.md 2(b) leaves centred vs. uncentred to ablation.
 
@@ -68,9 +69,13 @@ class NCLoss(ClassMeansMixin, nn.Module):
         terms = dict(
             loss_nc1_contrast=lambda: nc1_contrast_loss(student_feat, labels, protos, self.tau, weights, center),
             loss_nc1_align=lambda: nc1_align_loss(student_feat, labels, protos, weights, center),
-            loss_nc2=lambda: nc2_loss(student_feat, labels, protos, weights, self.ignore_index, center),
+            loss_nc2=lambda: nc2_loss(student_feat, labels, protos, weights, self._ignored(len(protos)), center),
             loss_nc3=lambda: nc3_align_loss(self._classifier(classifier_weight), protos, center=center))
         return {name: self.loss_weight * w * terms[name]() for name, w in self.term_weights.items() if w}
+
+    def _ignored(self, num_classes: int) -> Optional[int]:
+        index = self.ignore_index
+        return index + num_classes if index is not None and index < 0 else index
 
     @staticmethod
     def _classifier(classifier_weight: Optional[Tensor]) -> Tensor:

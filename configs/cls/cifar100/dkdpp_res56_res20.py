@@ -1,0 +1,13 @@
+# DKD++ resnet56 -> resnet20 on CIFAR-100: CE 1 + DKD (alpha 2.5, beta 4.0, T=4) + ND 3.5 (methods.md 1(d)).
+
+_base_ = ['../_base_/distill/cifar100_dkdpp.py']
+
+teacher_ckpt = 'work_dirs/res56_teacher/epoch_240.pth'  # from configs/cls/cifar100/res56_teacher.py
+
+model = dict(
+    architecture=dict(backbone=dict(type='CIFARResNet', arch='resnet20'), head=dict(in_channels=64)),
+    teacher=dict(backbone=dict(type='CIFARResNet', arch='resnet56'), head=dict(in_channels=64)),
+    teacher_ckpt=teacher_ckpt,
+    class_means=dict(feat_dim=64),
+    distiller=dict(
+        distill_losses=dict(loss_dkd=dict(alpha=2.5, beta=4.0), loss_nd=dict(loss_weight=3.5))))

@@ -1,0 +1,13 @@
+# iCD + KD ResNet-50 -> MobileNetV2 on CIFAR-100: 0.1 CE + 0.9 KD (T=4) + 2.0 iCD (see
+# _base_/distill/cifar100_icd.py).
+
+_base_ = ['../_base_/distill/cifar100_icd.py']
+
+teacher_ckpt = 'work_dirs/res50_teacher/epoch_240.pth'  # from configs/cls/cifar100/res50_teacher.py
+
+model = dict(
+    architecture=dict(backbone=dict(type='CIFARMobileNetV2', widen_factor=0.5), head=dict(in_channels=1280)),
+    teacher=dict(backbone=dict(type='CIFARResNet', arch='resnet50'), head=dict(in_channels=2048)),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        distill_losses=dict(loss_kd=dict(loss_weight=0.9), loss_icd=dict(loss_weight=2.0))))

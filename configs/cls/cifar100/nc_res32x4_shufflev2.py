@@ -1,0 +1,19 @@
+# [PROPOSAL] NC-inspired distillation resnet32x4 -> ShuffleNetV2 on CIFAR-100 (see _base_/distill/cifar100_nc.py). lr
+# 0.02 for this light student (KD++ examples).
+# The student's embedding goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear) to the teacher's width for
+# the feature loss only.
+
+_base_ = ['../_base_/distill/cifar100_nc.py']
+
+teacher_ckpt = 'work_dirs/res32x4_teacher/epoch_240.pth'  # from configs/cls/cifar100/res32x4_teacher.py
+
+model = dict(
+    architecture=dict(backbone=dict(type='CIFARShuffleNetV2'), head=dict(in_channels=1024)),
+    teacher=dict(backbone=dict(type='CIFARResNet', arch='resnet32x4'), head=dict(in_channels=256)),
+    teacher_ckpt=teacher_ckpt,
+    class_means=dict(feat_dim=256),
+    distiller=dict(
+        connectors=dict(proj=dict(type='EmbeddingProjector', in_channels=1024, out_channels=256)),
+        distill_losses=dict(loss_nc=dict(loss_weight=1.0)),
+        loss_forward_mappings=dict(loss_nc=dict(student_feat=dict(connector='proj')))))
+optim_wrapper = dict(optimizer=dict(lr=0.02))

@@ -1,0 +1,15 @@
+# configs/cls/cifar100/kdpp_res56_res20.py on the synthetic 32x32 shapes set (10 classes), 30 epochs (KD warm-up 3
+# epochs).
+_base_ = ['../cifar100/kdpp_res56_res20.py']
+
+data_root = 'data/synthetic_cifar'  # python tools/misc/generate_synthetic_data.py cls --out data/synthetic_cifar
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+train_cfg = dict(max_epochs=30, val_interval=5)
+param_scheduler = dict(milestones=[20, 25])
+default_hooks = dict(checkpoint=dict(interval=5))
+teacher_ckpt = 'work_dirs/res56_teacher_synthetic/epoch_30.pth'  # configs/cls/synthetic/res56_teacher_synthetic.py
+model = dict(
+    architecture=dict(head=dict(num_classes=10)), teacher=dict(head=dict(num_classes=10)),
+    class_means=dict(num_classes=10), loss_warmup=dict(loss_kd=3), teacher_ckpt=teacher_ckpt)

@@ -1,0 +1,4 @@
+# Demo: R50-FPN teacher -> R18-FPN student on the synthetic shapes, plain KD on the RoI class logits.
+_base_ = ['./_base_/faster_rcnn_r50_r18.py', '../_base_/distill/roi_losses.py']
+
+model = dict(distiller=_base_.kd_distiller)
