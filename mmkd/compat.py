@@ -14,11 +14,15 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
 3. ``_safe_checkpoint_loading``: since torch 2.6, ``torch.load`` defaults to ``weights_only=True`` and refuses
    mmengine checkpoints (they pickle ``HistoryBuffer`` and numpy arrays), which breaks ``--resume``,
    ``load_from``, ``teacher_ckpt`` and ``tools/test.py``. The few safe types those checkpoints contain are
-   allow-listed with ``torch.serialization.add_safe_globals``; ``weights_only`` stays on. mmengine's loader for
+   allow-listed with ``torch.serialization.add_safe_globals``; ``weights_only`` stays on. mmengine pickles
+   ``HistoryBuffer``'s statistics methods as ``getattr(HistoryBuffer, 'mean')``: the name ``builtins.getattr``
+   is bound, for unpickling only, to :func:`_history_buffer_getattr`, which fetches nothing else. mmengine's loader for
    local files is re-registered so that a checkpoint pickling anything else is refused with an
    :class:`UnsafeCheckpointError` that names the object and says how to proceed if the file is trusted.
 4. ``_config_package_table``: mmengine resolves ``_base_ = 'pkg::...'`` only for packages in its fixed
-   ``MODULE2PACKAGE`` table; ``mmkd`` is added (see ``mmkd/_mim_hook.py`` for processes that never import mmkd).
+   ``MODULE2PACKAGE`` table, and finds them with ``get_installed_path``, which misses editable installs;
+   ``mmkd`` is added to the table and located where Python imports it from (``mmkd/_mim_hook.py`` does the
+   same at start-up for processes that never import mmkd).
 5. ``_distillation_loss_detach_hook``: mmrazor renamed ``DistillationLossDetachHook(detach_epoch)`` to
    ``StopDistillHook(stop_epoch)`` before its 1.0.0 tag, but mmyolo's and mmpose's distillation configs still use
    the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
@@ -90,7 +94,16 @@ def checkpoint_safe_globals() -> list:
     return [HistoryBuffer, reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
-def _load_local_checkpoint(filename: str, map_location=None):
+def _history_buffer_getattr(obj, name: str):
+    """What ``builtins.getattr`` means inside a checkpoint: only ``HistoryBuffer``'s public methods."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_') \
+            and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'GLOBAL builtins.getattr applied to {type(obj).__name__}.{name}')
+
+
+def load_from_local(filename: str, map_location=None):
     """mmengine's local-file checkpoint loader, with ``weights_only=True`` and a clear refusal message."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -110,14 +123,20 @@ def _load_local_checkpoint(filename: str, map_location=None):
 
 def _safe_checkpoint_loading() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
-    torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    if CheckpointLoader._schemes.get('') is not _load_local_checkpoint:
-        CheckpointLoader.register_scheme(prefixes='', loader=_load_local_checkpoint, force=True)
+    torch.serialization.add_safe_globals(
+        [*checkpoint_safe_globals(), (_history_buffer_getattr, 'builtins.getattr')])
+    if CheckpointLoader._schemes.get('') is not load_from_local:
+        CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 
 
 def _config_package_table() -> None:
-    from mmengine.config import utils
+    import mmengine.utils
+    from mmengine.config import config, utils
+    from mmengine.utils import package_utils
     _mim_hook.add_to_package_table(utils)
+    _mim_hook.locate_installed_package(package_utils)
+    for module in (mmengine.utils, config):  # modules that imported the name before the patch
+        module.get_installed_path = package_utils.get_installed_path
 
 
 def _distillation_loss_detach_hook() -> None:
