@@ -1,0 +1,149 @@
+"""Each patch of ``mmkd.compat`` and ``mmkd._mim_hook``, with a check that fails without it."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import mmkd  # noqa: F401  (applies the patches)
+from mmkd import _mim_hook, compat
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str, cwd: str = REPO, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (so no patch of this process leaks in)."""
+    return subprocess.run([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_mmrazor_models_need_the_torch2_patches():
+    """Without patches 1-2 ``import mmrazor.models`` fails on torch 2.x; with them it imports."""
+    unpatched = run_python('import mmrazor.models')
+    assert unpatched.returncode != 0
+    patched = run_python('''
+        import mmkd.compat, mmrazor.models
+        from torch.ao.quantization.fuser_method_mappings import reverse2, reverse3, reverse_sequential_wrapper2
+        from torch.ao.quantization import fuser_method_mappings as f
+        assert reverse2 is f._reverse2 and reverse3 is f._reverse3 and reverse_sequential_wrapper2 is f._sequential_wrapper2
+        ''')
+    assert patched.returncode == 0, patched.stderr[-2000:]
+
+
+def test_fuser_aliases_and_lazy_backend_configs_are_idempotent():
+    from torch.ao.quantization import fuser_method_mappings as fmm
+    compat.apply()
+    compat.apply()
+    assert fmm.reverse2 is fmm._reverse2
+    configs = sys.modules[compat._MAPPING_MODULE].BackendConfigs
+    assert isinstance(configs, compat._LazyBackendConfigs)
+    assert set(configs) == {'academic', 'native', 'tensorrt', 'openvino'} and not configs._cache
+
+
+def _mmengine_like_checkpoint(path):
+    """What mmengine's CheckpointHook writes besides tensors: HistoryBuffers (whose statistics methods pickle as
+    ``getattr(HistoryBuffer, name)``), numpy arrays and scalars."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('compat_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/loss', np.float64(0.5))
+    hub.update_info('np', np.arange(3))
+    ckpt = dict(meta=dict(epoch=1, seed=np.int64(3)), state_dict={'w': torch.ones(2)},
+                message_hub=hub.state_dict(), optimizer=dict(state={}, param_groups=[dict(lr=0.1, params=[0])]))
+    torch.save(ckpt, path)
+
+
+def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
+    from mmengine.runner import CheckpointLoader
+    path = str(tmp_path / 'ckpt.pth')
+    _mmengine_like_checkpoint(path)
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    assert ckpt['meta']['epoch'] == 1 and torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == 1.0
+    assert CheckpointLoader._schemes[''] is compat.load_from_local
+
+
+def test_checkpoint_loading_fails_without_the_allow_list(tmp_path):
+    path = str(tmp_path / 'ckpt.pth')
+    _mmengine_like_checkpoint(path)
+    code = f'''
+        import torch, pickle
+        try:
+            torch.load({path!r}, weights_only=True)
+        except pickle.UnpicklingError:
+            print('refused')
+        '''
+    assert 'refused' in run_python(code).stdout
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+def test_malicious_checkpoint_is_refused_with_a_clear_error(tmp_path):
+    from mmengine.runner import load_checkpoint
+    marker, path = tmp_path / 'pwned', str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {}, 'meta': _Evil(marker)}, path)
+    with pytest.raises(compat.UnsafeCheckpointError) as err:
+        load_checkpoint(torch.nn.Linear(1, 1), path)
+    assert 'system' in str(err.value) and 'add_safe_globals' in str(err.value) and path in str(err.value)
+    assert not marker.exists()
+
+
+def test_getattr_in_checkpoints_reaches_only_history_buffer_methods(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner import CheckpointLoader
+    assert compat._history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+
+    class Sneaky:
+        def __reduce__(self):
+            return getattr, (HistoryBuffer, '__reduce_ex__')
+
+    path = str(tmp_path / 'sneaky.pth')
+    torch.save({'meta': Sneaky()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        CheckpointLoader.load_checkpoint(path)
+    for obj, name in ((HistoryBuffer, '__init__'), (HistoryBuffer, '_statistics_methods'), (torch, 'load')):
+        with pytest.raises(pickle.UnpicklingError):
+            compat._history_buffer_getattr(obj, name)
+
+
+def test_old_mmrazor_hook_name_is_registered():
+    from mmrazor.engine.hooks import StopDistillHook
+    from mmrazor.registry import HOOKS
+    hook = HOOKS.build(dict(type='DistillationLossDetachHook', detach_epoch=3))
+    assert isinstance(hook, StopDistillHook) and hook.stop_epoch == 3
+
+
+def test_config_package_table_and_installed_path():
+    from mmengine.config.utils import MODULE2PACKAGE
+    from mmengine.utils import get_installed_path
+    assert MODULE2PACKAGE['mmkd'] == 'mmkd'
+    assert os.path.samefile(get_installed_path('mmkd'), os.path.dirname(mmkd.__file__))
+
+
+def test_mim_hook_patches_mmengine_when_it_is_imported_later():
+    """The start-up hook alone (no mmkd import) makes mmengine accept and locate mmkd."""
+    code = f'''
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location('hook', {_mim_hook.__file__!r})
+        hook = importlib.util.module_from_spec(spec); spec.loader.exec_module(hook)
+        hook.install(); hook.install()
+        from mmengine.config.utils import MODULE2PACKAGE
+        from mmengine.config import config
+        print('mmkd' in MODULE2PACKAGE, config.get_installed_path('mmkd'), 'mmkd' in sys.modules)
+        '''
+    out = run_python(code, cwd='/').stdout.split()
+    assert out[0] == 'True' and out[2] == 'False'
+    assert os.path.samefile(out[1], os.path.dirname(mmkd.__file__))
+    startup = run_python('from mmengine.config.utils import MODULE2PACKAGE; import sys; '
+                         'print("mmkd" in MODULE2PACKAGE)', cwd='/')
+    assert startup.stdout.strip() == 'True', 'the installed mmkd-config-hook.pth should do the same at start-up'
