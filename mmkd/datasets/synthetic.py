@@ -284,7 +284,7 @@ def render_classification_image(rng: np.random.Generator, num_classes: int = 10)
     """Draw one 32x32 classification image (rendered at 64x64, area-downsampled). Returns (RGB uint8, label)."""
     hw = (2 * CIFAR_SIZE, 2 * CIFAR_SIZE)
     canvas = _background(rng, *hw)
-    _clutter(rng, canvas, rng.poisson(2), rng.poisson(2), 28, 3)
+    _clutter(rng, canvas, rng.poisson(2), rng.poisson(2), 20, 3)
     label = int(rng.integers(num_classes))
     centre = (hw[0] - 1) / 2 + rng.uniform(-6, 6, 2)
     mask = _shape_mask(rng, label, rng.uniform(28, 54), hw, centre)
@@ -293,9 +293,9 @@ def render_classification_image(rng: np.random.Generator, num_classes: int = 10)
         occ = _blob_mask(rng, rng.uniform(8, 24), hw) if rng.random() < 0.6 else _line_mask(rng, hw, 4)
         if (mask & ~np.logical_or.reduce(occluders + [occ])).sum() >= 0.55 * mask.sum():
             occluders.append(occ)
-    _paint(rng, canvas, mask, min_contrast=60)
+    _paint(rng, canvas, mask, min_contrast=60, px=2)
     for occ in occluders:
-        _paint(rng, canvas, occ)
+        _paint(rng, canvas, occ, px=2)
     small = cv2.resize(canvas, (CIFAR_SIZE, CIFAR_SIZE), interpolation=cv2.INTER_AREA)
     return _finish(rng, small, blur=False), label
 

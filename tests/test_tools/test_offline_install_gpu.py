@@ -1,0 +1,47 @@
+"""``tools/misc/offline_install_gpu.sh``: help, argument errors and the commands of both steps (``--dry-run``)."""
+import os.path as osp
+import subprocess
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(REPO, 'tools', 'misc', 'offline_install_gpu.sh')
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(['bash', SCRIPT, *args], capture_output=True, text=True, timeout=60,
+                          env=dict(PATH='/usr/bin:/bin', **env))
+
+
+def test_help_and_argument_errors():
+    proc = _run('--help')
+    assert proc.returncode == 0
+    assert 'download --wheelhouse DIR' in proc.stdout and 'install --wheelhouse DIR' in proc.stdout
+    assert _run().returncode == 2
+    assert _run('install').returncode == 2 and '--wheelhouse DIR is required' in _run('install').stderr
+    assert _run('download', '--wheelhouse', 'w', '--bogus').returncode == 2
+
+
+def test_download_dry_run(tmp_path):
+    proc = _run('download', '--wheelhouse', str(tmp_path / 'wh'), '--python-version', '3.10', '--dry-run')
+    assert proc.returncode == 0, proc.stderr
+    binary, sdist = [line for line in proc.stdout.splitlines() if ' pip download ' in line]
+    for flag in ('--only-binary :all:', '--no-deps', '--python-version 3.10', '--platform manylinux2014_x86_64'):
+        assert flag in binary
+    for package in ('mmengine==0.10.7', 'mmdet==3.3.0', 'mmrazor==1.0.0', 'pycocotools', 'joblib', 'addict',
+                    'yapf', 'terminaltables', 'shapely', 'scipy', 'matplotlib', 'rich', 'termcolor', 'opencv-python',
+                    'ordered-set', 'tomli'):
+        assert f' {package} ' in f'{binary} '
+    assert '--no-binary :all: --no-deps' in sdist and sdist.rstrip().endswith('mmcv==2.1.0')
+    assert not (tmp_path / 'wh').exists()  # dry run: nothing done
+
+
+def test_install_dry_run(tmp_path):
+    wh = str(tmp_path)
+    proc = _run('install', '--wheelhouse', wh, '--python', 'py3', '--dry-run', TORCH_CUDA_ARCH_LIST='8.0', MAX_JOBS='3')
+    assert proc.returncode == 0, proc.stderr
+    steps = [line[2:] for line in proc.stdout.splitlines() if line.startswith('+ ')]
+    assert steps[0].startswith('py3 -m pip install --no-index --no-deps ' + wh)
+    assert steps[1].startswith('env FORCE_CUDA=1 MMCV_WITH_OPS=1 TORCH_CUDA_ARCH_LIST=8.0 MAX_JOBS=3 py3 -m pip wheel '
+                               f'--no-deps --no-build-isolation {wh}/mmcv-2.1.0.tar.gz -w {wh}/built')
+    assert steps[2].startswith('py3 -m pip install --no-index --no-deps --force-reinstall ' + f'{wh}/built/mmcv-2.1.0-')
+    assert steps[3].startswith('py3 -m pip install --no-index --no-deps --no-build-isolation -e .')
+    assert 'get_compiling_cuda_version' in steps[-1]

@@ -1,0 +1,170 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Train a detector or a distillation algorithm: mmdet 3.3's ``tools/train.py``
+with mmkd imported first and CPU-only distributed runs made possible."""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmkd  # noqa: E402,F401  (first: applies mmkd.compat, registers mmkd)
+import torch  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.dist import init_dist  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmengine.utils.dl_utils import set_multi_processing  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='If specify checkpoint path, resume from it, while if not '
+        'specify, try to auto resume from the latest checkpoint '
+        'in the work directory.')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.run passes `--local-rank` (PyTorch >= 2.0).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+
+    return args
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make a distributed launch work on a machine without CUDA.
+
+    mmdet's configs ask for the ``nccl`` backend, which needs GPUs: switch it
+    to ``gloo``. mmengine's ``init_dist`` calls ``torch.cuda.set_device``
+    (an error on CPU-only torch builds), so the process group is initialised
+    here with that call disabled; the Runner then finds it initialised. DDP
+    takes no ``device_ids`` for CPU modules, so a DDP ``model_wrapper_cfg``
+    gets ``device_ids=None`` (otherwise mmengine passes ``[LOCAL_RANK]``).
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        print_log(
+            'CUDA is not available: switching the distributed backend '
+            'from nccl to gloo.',
+            logger='current')
+        dist_cfg.backend = 'gloo'
+    # same order as Runner.setup_env (avoids a start-method warning)
+    set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
+    set_device, torch.cuda.set_device = torch.cuda.set_device, lambda _: None
+    try:
+        init_dist(cfg.launcher, **dist_cfg)
+    finally:
+        torch.cuda.set_device = set_device
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = cfg.model_wrapper_cfg.get('type', 'MMDistributedDataParallel')
+    if isinstance(wrapper, str):
+        wrapper = MODEL_WRAPPERS.get(wrapper)
+    if wrapper is not None and issubclass(wrapper, DistributedDataParallel):
+        cfg.model_wrapper_cfg.setdefault('device_ids', None)
+
+
+def main():
+    args = parse_args()
+
+    # Reduce the number of repeated compilations and improve
+    # training speed.
+    setup_cache_size_limit_of_dynamo()
+
+    # load config
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        # update configs according to CLI args if args.work_dir is not None
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        # use config filename as default work_dir if cfg.work_dir is None
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    # enable automatic-mixed-precision training
+    if args.amp is True:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    # enable automatically scaling LR
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and \
+                'enable' in cfg.auto_scale_lr and \
+                'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError('Can not find "auto_scale_lr" or '
+                               '"auto_scale_lr.enable" or '
+                               '"auto_scale_lr.base_batch_size" in your'
+                               ' configuration file.')
+
+    # resume is determined in this priority: resume from > auto_resume
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    setup_cpu_distributed(cfg)
+
+    # build the runner from config
+    if 'runner_type' not in cfg:
+        # build the default runner
+        runner = Runner.from_cfg(cfg)
+    else:
+        # build customized runner from the registry
+        # if 'runner_type' is set in the cfg
+        runner = RUNNERS.build(cfg)
+
+    # start training
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
