@@ -45,8 +45,8 @@ class TeacherStudentDistill(SingleTeacherDistill):
             cfg = {**dict(num_classes=num_classes, feat_dim=feat_dim), **class_means}
             if (cfg['num_classes'], cfg['feat_dim']) != (num_classes, feat_dim):
                 raise ValueError(
-                    f'class_means is configured as [{cfg["num_classes"]}, {cfg["feat_dim"]}] but the teacher '
-                    f'produces {feat_dim}-d features for {num_classes} classes: set '
+                    f'class_means is configured as [{cfg["num_classes"]}, {cfg["feat_dim"]}] but the teacher\'s '
+                    f'are [{num_classes}, {feat_dim}] ({num_classes} classes, {feat_dim}-d features): set '
                     f'class_means=dict(num_classes={num_classes}, feat_dim={feat_dim}), or leave both out.')
             self.class_means = ClassMeans(**cfg)
         for name, loss in self.distiller.distill_losses.items():

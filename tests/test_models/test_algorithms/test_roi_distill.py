@@ -1,0 +1,166 @@
+"""RoIDistill: the teacher's RoI head runs on the student's RoIs, and nothing else of the teacher runs."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from mmkd.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def demo_model_cfg(method: str = 'nd', **overrides) -> dict:
+    """The demo distillation config's model dict (R50 -> R18), without a teacher checkpoint."""
+    cfg = Config.fromfile(osp.join(REPO, f'configs/demo/faster_rcnn_r50_r18_{method}.py'))
+    model = copy.deepcopy(cfg.model)
+    model.update({"teacher_ckpt": None, **overrides})
+    return model
+
+
+def build(model_cfg: dict):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(model_cfg)
+
+
+def batch(num_images: int = 2, size: int = 64, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(num_images, 3, size, size, generator=gen)
+    samples = []
+    for _ in range(num_images):
+        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+                                             scale_factor=(1., 1.), batch_input_shape=(size, size)))
+        xy = torch.rand(3, 2, generator=gen) * size * 0.6
+        wh = 8 + torch.rand(3, 2, generator=gen) * size * 0.35
+        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+                                           labels=torch.randint(0, 8, (3,), generator=gen))
+        samples.append(sample)
+    return inputs, samples
+
+
+def fill_class_means(model, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    cm = model.class_means
+    cm.update(torch.rand(cm.num_classes * 4, cm.feat_dim, generator=gen), torch.arange(cm.num_classes).repeat(4))
+
+
+def identical_pair(method: str = 'nd'):
+    """Teacher and student of the same architecture (R18), the teacher holding the student's weights."""
+    cfg = demo_model_cfg(method)
+    cfg['architecture']['backbone']['norm_eval'] = True  # BN then behaves alike in train (student) and eval
+    cfg['teacher'] = copy.deepcopy(cfg['architecture'])
+    model = build(cfg)
+    model.teacher.load_state_dict(model.student.state_dict())
+    return model
+
+
+def test_teacher_roi_tensors_match_the_students_roi_by_roi():
+    model = identical_pair('nd')
+    fill_class_means(model)
+    model.train()
+    losses = model.loss(*batch())
+    record = model.distiller.get_record
+    s_feat, t_feat = record('roi_feat', True, data_idx=0), record('roi_feat', False, data_idx=0)
+    s_logits, t_logits = record('roi_logits', True), record('roi_logits', False)
+    rois = record('rois', True, data_idx=1)
+    labels, weights = record('roi_targets', True, data_idx=0), record('roi_targets', True, data_idx=1)
+    assert s_feat.shape == t_feat.shape == (len(rois), 512) and s_logits.shape == (len(rois), 9)
+    assert len(labels) == len(rois) and labels.max() <= 8 and (labels == 8).any()  # background = 8
+    torch.testing.assert_close(t_feat, s_feat.detach(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(t_logits, s_logits.detach(), rtol=0, atol=1e-5)
+    assert losses['distill.loss_kd'].abs() < 1e-5  # KD of identical logits
+    # ND with ||f_s|| = ||f_t||: 1 - cos(f_s, c_y), averaged over RoIs with positive label weight.
+    means = model.class_means.means
+    cos = torch.cosine_similarity(s_feat.detach(), means[labels], dim=1)
+    expected = (1 - cos)[weights > 0].mean()
+    torch.testing.assert_close(losses['distill.loss_nd'].detach(), expected, rtol=1e-5, atol=1e-6)
+    assert {'student.loss_cls', 'student.loss_bbox', 'student.loss_rpn_cls'} <= set(losses)
+
+
+def test_distill_losses_backpropagate_into_the_student_only():
+    model = build(demo_model_cfg('icd'))
+    model.train()
+    losses = model.loss(*batch())
+    assert all(torch.isfinite(torch.stack(v) if isinstance(v, list) else v).all()
+               for k, v in losses.items() if 'loss' in k)
+    losses['distill.loss_icd'].backward()
+    assert model.student.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in model.teacher.parameters())
+
+
+def test_teacher_runs_no_rpn_sampling_or_losses(monkeypatch):
+    model = build(demo_model_cfg('kd'))
+    model.train()
+    assert not model.teacher.training  # wholly in eval mode, not only its BatchNorms
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('the teacher must not run this')
+
+    for name in ('rpn_head', 'roi_head.bbox_sampler', 'roi_head.bbox_assigner'):
+        obj = model.teacher
+        for part in name.split('.'):
+            obj = getattr(obj, part)
+        for method in ('forward', 'loss', 'predict', 'sample', 'assign', 'loss_and_predict'):
+            if hasattr(obj, method):
+                monkeypatch.setattr(obj, method, forbidden)
+    monkeypatch.setattr(model.teacher.roi_head, 'loss', forbidden)
+    losses = model.loss(*batch())
+    assert torch.isfinite(losses['distill.loss_kd'])
+
+
+def test_teacher_is_skipped_when_no_loss_reads_it():
+    cfg = demo_model_cfg('kd')
+    cfg['distiller'] = dict(type='ConfigurableDistiller')  # no distillation loss at all
+    model = build(cfg)
+    assert not model._teacher_runs
+    model.teacher.extract_feat = None  # would raise if called
+    model.train()
+    assert 'student.loss_cls' in model.loss(*batch())
+
+
+def test_ema_class_means_are_updated_from_teacher_roi_features():
+    model = build(demo_model_cfg('nd', class_means=dict(momentum=0.5)))
+    assert model._teacher_runs_roi_head and not model.class_means.initialized
+    model.train()
+    losses = model.loss(*batch())
+    assert model.class_means.initialized and model.class_means.valid[8]  # background seen in every batch
+    assert torch.isfinite(losses['distill.loss_nd'])
+
+
+def test_collect_class_features_labels_teacher_rois_with_their_assigned_class():
+    model = build(demo_model_cfg('nd'))
+    model.train()
+    feats, labels = model.collect_class_features(*batch())
+    assert feats.ndim == 2 and feats.shape == (len(labels), 512) and len(labels) > 0
+    assert labels.min() >= 0 and labels.max() <= 8 and (feats >= 0).all()  # post-ReLU feature
+
+
+def test_build_time_checks_name_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
+        build(demo_model_cfg('nd', teacher_ckpt=str(tmp_path / 'missing.pth')))
+    cfg = demo_model_cfg('kd')
+    cfg['teacher']['roi_head']['bbox_head']['num_classes'] = 5
+    with pytest.raises(ValueError, match='num_classes'):
+        build(cfg)
+    cfg = demo_model_cfg('nd')
+    cfg['teacher']['roi_head']['bbox_head']['fc_out_channels'] = 256
+    with pytest.raises(ValueError, match='EmbeddingProjector'):
+        build(cfg)
+    cfg['distiller']['connectors'] = dict(roi_proj=dict(type='mmkd.EmbeddingProjector', in_channels=512,
+                                                        out_channels=256))
+    cfg['distiller']['loss_forward_mappings']['loss_nd']['student_feat']['connector'] = 'roi_proj'
+    model = build(cfg)
+    assert model.class_means.feat_dim == 256
+    fill_class_means(model)
+    model.train()
+    assert torch.isfinite(model.loss(*batch())['distill.loss_nd'])
+    with pytest.raises(ValueError, match='class_means'):
+        build(demo_model_cfg('nd', class_means=None))
+    with pytest.raises(ValueError, match=r'\[9, 512\]'):
+        build(demo_model_cfg('nd', class_means=dict(num_classes=81, feat_dim=1024)))
+    with pytest.raises(ValueError, match='teacher_trainable'):
+        build(demo_model_cfg('kd', teacher_trainable=True))
