@@ -1,6 +1,7 @@
 """What mmkd's distillation algorithms share on top of mmrazor's ``SingleTeacherDistill``."""
+import copy
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch
 from mmrazor.models import SingleTeacherDistill
@@ -28,17 +29,32 @@ class TeacherStudentDistill(SingleTeacherDistill):
       ``momentum`` they are instead updated online (EMA) from the teacher features of each training step.
     * a frozen teacher that is **wholly** in eval mode (mmrazor only switches its BatchNorm layers, leaving
       dropout and drop-path stochastic), unless ``teacher_trainable``.
+    * the recorders of :attr:`STUDENT_RECORDERS` / :attr:`TEACHER_RECORDERS`, added to the distiller's by name
+      (the config's own recorders of the same name win);
     * checks at build time, before any weights are built, so that a wrong config fails in seconds.
+
+    The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
 
-    def __init__(self, *args, teacher_ckpt: Optional[str] = None, class_means: Optional[Dict] = None,
-                 **kwargs) -> None:
+    STUDENT_RECORDERS: Dict[str, Dict] = {}
+    TEACHER_RECORDERS: Dict[str, Dict] = {}
+
+    def __init__(self, distiller: Dict, *args, teacher_ckpt: Optional[str] = None,
+                 class_means: Optional[Dict] = None, **kwargs) -> None:
+        if kwargs.get('teacher_trainable'):
+            raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
+                             f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
+                             f'the teacher too.')
         if teacher_ckpt and not teacher_ckpt.startswith(_REMOTE_PREFIXES) and not osp.isfile(teacher_ckpt):
             raise FileNotFoundError(
                 f'Teacher checkpoint {teacher_ckpt!r} does not exist. Train the teacher first (tools/train.py '
                 f'<teacher config>) or download its weights, then point the config\'s `teacher_ckpt` at the file '
                 f'(or pass --cfg-options model.teacher_ckpt=PATH).')
-        super().__init__(*args, teacher_ckpt=teacher_ckpt, **kwargs)
+        distiller = copy.deepcopy(distiller)
+        for key, defaults in (('student_recorders', self.STUDENT_RECORDERS),
+                              ('teacher_recorders', self.TEACHER_RECORDERS)):
+            distiller[key] = {**defaults, **(distiller.get(key) or {})}
+        super().__init__(distiller, *args, teacher_ckpt=teacher_ckpt, **kwargs)
         self.class_means = None
         if class_means is not None:
             num_classes, feat_dim = self.class_means_shape()
@@ -80,6 +96,9 @@ class TeacherStudentDistill(SingleTeacherDistill):
             self.teacher.eval()
         return self
 
-    def _teacher_recorders_read(self, prefixes: Union[str, Tuple[str, ...]]) -> bool:
-        """Whether any teacher recorder records a module or method whose path starts with ``prefixes``."""
-        return any(r.source.startswith(prefixes) for r in self.distiller.teacher_recorders.recorders.values())
+    def _used_sources(self, from_student: bool) -> Set[str]:
+        """Module/method paths of the student's or the teacher's recorders that some distillation loss reads."""
+        manager = self.distiller.student_recorders if from_student else self.distiller.teacher_recorders
+        return {manager.recorders[rec['recorder']].source
+                for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
+                if rec.get('from_student', True) == from_student}

@@ -1,6 +1,5 @@
 """Teacher-student distillation for mmkd's lean image classifiers (KD++, DKD++, NC, iCD on CIFAR/ImageNet/CUB)."""
-import copy
-from typing import Dict, List, Mapping, Optional, Set, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -64,14 +63,10 @@ class ClsDistill(TeacherStudentDistill):
             its own losses).
     """
 
+    STUDENT_RECORDERS = STUDENT_CLS_RECORDERS
+    TEACHER_RECORDERS = TEACHER_CLS_RECORDERS
+
     def __init__(self, distiller: Dict, *args, loss_warmup: Optional[Mapping[str, int]] = None, **kwargs) -> None:
-        if kwargs.get('teacher_trainable'):
-            raise ValueError('ClsDistill never computes the teacher\'s own losses, so teacher_trainable=True cannot '
-                             'work; use mmrazor\'s SingleTeacherDistill to train the teacher too.')
-        distiller = copy.deepcopy(distiller)
-        for key, defaults in (('student_recorders', STUDENT_CLS_RECORDERS),
-                              ('teacher_recorders', TEACHER_CLS_RECORDERS)):
-            distiller[key] = {**defaults, **(distiller.get(key) or {})}
         super().__init__(distiller, *args, **kwargs)
         self.loss_warmup = dict(loss_warmup or {})
         unknown = set(self.loss_warmup) - set(self.distiller.distill_losses)
@@ -108,16 +103,14 @@ class ClsDistill(TeacherStudentDistill):
                             f'distiller.connectors `proj=dict(type=\'mmkd.EmbeddingProjector\', '
                             f'in_channels={s_head.in_channels}, out_channels={t_head.in_channels})` and '
                             f'`connector=\'proj\'` to that mapping.')
-        self._check_class_means(t_head.num_classes, t_head.in_channels)
+
+    def class_means_shape(self) -> Tuple[int, int]:
+        """One mean per class of the teacher's penultimate feature: ``[K, C_t]``."""
+        return self.teacher.head.num_classes, self.teacher.head.in_channels
 
     def _source(self, recorder: str, from_student: bool) -> str:
         manager = self.distiller.student_recorders if from_student else self.distiller.teacher_recorders
         return manager.recorders[recorder].source
-
-    def _used_sources(self, from_student: bool) -> Set[str]:
-        return {self._source(rec['recorder'], from_student)
-                for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
-                if rec.get('from_student', True) == from_student}
 
     # ------------------------------------------------------------------ training step
     def loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, Tensor]:

@@ -1,6 +1,5 @@
 """RoI-aligned distillation for two-stage detectors: the teacher's RoI head runs on the student's RoIs."""
-import copy
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmdet.structures import SampleList
@@ -63,23 +62,19 @@ class RoIDistill(TeacherStudentDistill):
             student.
     """
 
+    STUDENT_RECORDERS = STUDENT_ROI_RECORDERS
+    TEACHER_RECORDERS = TEACHER_ROI_RECORDERS
+
     def __init__(self, distiller: Dict, *args, **kwargs) -> None:
-        if kwargs.get('teacher_trainable'):
-            raise ValueError('RoIDistill never computes the teacher\'s own losses, so teacher_trainable=True '
-                             'cannot work; use mmrazor\'s SingleTeacherDistill to train the teacher too.')
         if distiller.get('distill_deliveries'):
             raise ValueError('RoIDistill runs the teacher after the student on the student\'s RoIs, so '
                              'distill_deliveries (which replay teacher-first calls) do not apply; remove them.')
-        distiller = copy.deepcopy(distiller)
-        for key, defaults in (('student_recorders', STUDENT_ROI_RECORDERS),
-                              ('teacher_recorders', TEACHER_ROI_RECORDERS)):
-            distiller[key] = {**defaults, **(distiller.get(key) or {})}
         super().__init__(distiller, *args, **kwargs)
         self._check_heads()
-        used = self._used_teacher_sources()
+        used = self._used_sources(from_student=False)
         self._teacher_runs = bool(used) or self.class_means is not None
-        self._teacher_runs_roi_head = self.class_means is not None and self.class_means.momentum is not None \
-            or any(not src.startswith(('backbone', 'neck')) for src in used)
+        ema = self.class_means is not None and self.class_means.momentum is not None
+        self._teacher_runs_roi_head = ema or any(not src.startswith(('backbone', 'neck')) for src in used)
 
     # ------------------------------------------------------------------ checks
     def _check_heads(self) -> None:
@@ -104,12 +99,6 @@ class RoIDistill(TeacherStudentDistill):
         """Teacher RoI class means include background: ``[K + 1, C]``."""
         head = self.teacher.roi_head.bbox_head
         return head.num_classes + 1, head.cls_last_dim
-
-    def _used_teacher_sources(self) -> Set[str]:
-        recorders = self.distiller.teacher_recorders.recorders
-        return {recorders[rec['recorder']].source
-                for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
-                if not rec.get('from_student', True)}
 
     # ------------------------------------------------------------------ training step
     def loss(self, batch_inputs: Tensor, data_samples: Optional[SampleList] = None) -> Dict[str, Tensor]:
