@@ -133,6 +133,9 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
+    if cfg.model.get('teacher_ckpt'):
+        # A distillation checkpoint holds the teacher's weights too: the teacher's own file is not needed.
+        cfg.model.teacher_ckpt = None
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

@@ -1,21 +1,26 @@
 # mmdet's Faster R-CNN R50-FPN on mmkd's synthetic COCO-format shapes (8 classes, 128x128 images), sized to
 # train from scratch on a CPU in minutes: no pretrained weights (none can be downloaded), BatchNorm trained,
-# an iteration-based schedule, fewer proposals and RoIs. Generate the data first:
+# an iteration-based schedule, a 128-channel FPN, a 512-d box head, fewer proposals and 64 RoIs per image.
+# Generate the data first:
 #   python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco
 _base_ = '../../_base_/faster_rcnn_r50_fpn_1x_coco.py'
 
 data_root = 'data/synthetic_coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'hexagon', 'crescent'))
 img_scale = (128, 128)
-max_iters = 400
+max_iters = 200
+channels = 128
 
 model = dict(
     backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None),
-    rpn_head=dict(anchor_generator=dict(scales=[4])),
-    roi_head=dict(bbox_head=dict(num_classes=8)),
+    neck=dict(out_channels=channels),
+    rpn_head=dict(in_channels=channels, feat_channels=channels, anchor_generator=dict(scales=[4])),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=channels),
+        bbox_head=dict(in_channels=channels, fc_out_channels=512, num_classes=8)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 _missing = 'Generate it with: python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco'
@@ -34,7 +39,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4,
-    num_workers=2,
+    num_workers=1,
     batch_sampler=None,
     dataset=dict(
         data_root=data_root,
@@ -46,7 +51,7 @@ train_dataloader = dict(
         missing_hint=_missing))
 val_dataloader = dict(
     batch_size=8,
-    num_workers=2,
+    num_workers=1,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
