@@ -1,0 +1,237 @@
+"""Time one training step of mmkd's RoIDistill against mmrazor's stock SingleTeacherDistill, in one process.
+
+For a RoIDistill CONFIG and a synthetic batch (random images, a few random GT boxes each), the median wall
+time over ``--repeats`` steps (after ``--warmup``) and the peak memory of one more step, for four modes:
+
+* ``student``: the student detector alone, ``student.loss`` + backward + SGD step (its own losses only);
+* ``teacher_fwd``: the teacher's ``extract_feat`` in eval mode under ``no_grad`` (no step);
+* ``mmrazor``: mmrazor's ``SingleTeacherDistill`` with the config's distillation losses and RoIDistill's
+  recorders (``ModuleInputs``/``ModuleOutputs`` on ``roi_head.bbox_head.fc_cls``, ``MethodOutputs`` on
+  ``BBoxHead.get_targets``): the teacher runs its whole ``loss`` forward (RPN, its own RoI sampling, losses).
+  Its RoIs are not the student's, and its sampler may keep a different number of them (too few proposals),
+  so every per-RoI loss input is truncated to the smaller count (a view; negligible cost);
+* ``mmkd``: the RoIDistill model itself (the teacher's RoI head runs on the student's RoIs).
+
+Both distillation modes are built with the same seed (same weights); losses that need class means (ND, NC)
+get random valid means. The SGD step frees the gradients after every step. Peak memory is that of one more
+step above what was allocated before it (weights, SGD momentum buffers and inputs; gradients and activations
+count): CUDA ``max_memory_allocated``; CPU the peak of the running sum of the per-operator allocations / frees
+that ``torch.profiler`` records with ``profile_memory=True`` (operator granularity: a temporary freed inside
+one operator is not seen). Goals (mmkd issue 4): mmkd <= 0.9 x mmrazor and mmkd <= 1.05 x (student +
+teacher_fwd).
+
+Example::
+
+    python tools/analysis/benchmark_distill.py configs/faster_rcnn_r101_r50_nd.py --img-size 1333 800 \\
+        --json work_dirs/benchmark_distill.json
+"""
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from typing import Callable, Dict, Tuple
+
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from mmkd.models.algorithms.roi_distill import STUDENT_ROI_RECORDERS, TEACHER_ROI_RECORDERS
+from mmkd.registry import MODELS
+from mmkd.structures import ClassMeans
+
+GOALS = dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.05)
+
+
+class CommonRows(nn.Module):
+    """Calls ``loss`` with every tensor argument cut to the smallest first dimension among them."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, **kwargs):
+        rows = min(v.shape[0] for v in kwargs.values() if torch.is_tensor(v))
+        return self.loss(**{k: v[:rows] if torch.is_tensor(v) else v for k, v in kwargs.items()})
+
+
+def build_models(cfg: Config, seed: int) -> Tuple[nn.Module, nn.Module]:
+    """The config's RoIDistill (no teacher checkpoint) and the stock SingleTeacherDistill, with equal weights."""
+    mmkd_cfg = copy.deepcopy(cfg.model)
+    mmkd_cfg.update(teacher_ckpt=None)
+    distiller = copy.deepcopy(mmkd_cfg.distiller)
+    for key, defaults in (('student_recorders', STUDENT_ROI_RECORDERS), ('teacher_recorders', TEACHER_ROI_RECORDERS)):
+        distiller[key] = {**defaults, **(distiller.get(key) or {})}
+    stock_cfg = dict(_scope_='mmkd', type='mmrazor.SingleTeacherDistill', architecture=mmkd_cfg.architecture,
+                     teacher=mmkd_cfg.teacher, distiller=distiller)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        torch.manual_seed(seed)
+        model = MODELS.build(mmkd_cfg)
+        torch.manual_seed(seed)
+        stock = MODELS.build(stock_cfg)
+    if model.class_means is not None:  # every class (background included) gets a random valid mean
+        model.class_means.update(torch.rand(model.class_means.num_classes, model.class_means.feat_dim),
+                                 torch.arange(model.class_means.num_classes))
+        stock.class_means = ClassMeans(*model.class_means_shape())  # a submodule: moves with stock.to()
+        stock.class_means.load_state_dict(model.class_means.state_dict())
+    for name, loss in list(stock.distiller.distill_losses.items()):
+        if hasattr(loss, 'bind_class_means'):
+            loss.bind_class_means(stock.class_means)
+        stock.distiller.distill_losses[name] = CommonRows(loss)
+    return model, stock
+
+
+def synthetic_batch(model: nn.Module, batch_size: int, width: int, height: int):
+    """``batch_size`` random images with 1-5 random GT boxes each, through the model's data preprocessor (which
+    pads them and moves them to the model's device)."""
+    num_classes = model.student.roi_head.bbox_head.num_classes
+    images, samples = [], []
+    for _ in range(batch_size):
+        images.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8))
+        num = int(torch.randint(1, 6, ()))
+        xy = torch.rand(num, 2) * torch.tensor([width, height]) * 0.7
+        wh = (0.05 + 0.25 * torch.rand(num, 2)) * torch.tensor([width, height])
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+                                           labels=torch.randint(0, num_classes, (num, )))
+        samples.append(sample)
+    data = model.data_preprocessor(dict(inputs=images, data_samples=samples), training=True)
+    return data['inputs'], data['data_samples']
+
+
+def train_step(model: nn.Module, lr: float) -> Callable:
+    """One step: ``model.loss``, backward, SGD (momentum 0.9, as in the configs) on the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+
+    def step(inputs, samples):
+        loss, _ = model.parse_losses(model.loss(inputs, samples))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()  # gradients freed: the next step starts from weights + momentum buffers only
+    return step
+
+
+def synchronized(fn: Callable, device: torch.device) -> Callable:
+    def run(*args):
+        fn(*args)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+    return run
+
+
+def peak_memory(fn: Callable, device: torch.device) -> float:
+    """Peak bytes allocated by one call of ``fn`` above the allocation before it."""
+    if device.type == 'cuda':
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        return torch.cuda.max_memory_allocated(device) - base
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+def benchmark(fn: Callable, device: torch.device, warmup: int, repeats: int) -> Tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), peak_memory(fn, device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='an mmkd RoIDistill config')
+    parser.add_argument('--img-size', type=int, nargs=2, default=[1333, 800], metavar=('W', 'H'))
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed steps per mode')
+    parser.add_argument('--repeats', type=int, default=None, help='timed steps per mode (default: CPU 3, GPU 10)')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--lr', type=float, default=1e-4, help='SGD lr (small: random weights stay finite)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', help='also write the results to this file')
+    args = parser.parse_args()
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: CUDA is not available; use --device cpu')
+    if min(args.img_size) < 32 or args.batch_size < 1 or args.repeats is not None and args.repeats < 1:
+        parser.error('--img-size needs W, H >= 32, --batch-size and --repeats must be >= 1')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (10 if args.device == 'cuda' else 3)
+    device = torch.device(args.device)
+
+    cfg = Config.fromfile(args.config)
+    if cfg.model.get('type') not in ('RoIDistill', 'mmkd.RoIDistill'):
+        raise ValueError(f'{args.config} builds a {cfg.model.get("type")!r}; this benchmark needs an mmkd '
+                         f'RoIDistill config (e.g. configs/faster_rcnn_r101_r50_nd.py)')
+    model, stock = build_models(cfg, args.seed)
+    model.to(device).train()
+    stock.to(device).train()
+    torch.manual_seed(args.seed)
+    inputs, samples = synthetic_batch(model, args.batch_size, *args.img_size)
+
+    @torch.no_grad()
+    def teacher_fwd(batch_inputs, data_samples):  # the teacher is in eval mode (RoIDistill.train)
+        model.teacher.extract_feat(batch_inputs)
+
+    steps: Dict[str, Callable] = dict(
+        student=train_step(model.student, args.lr),
+        teacher_fwd=teacher_fwd,
+        mmrazor=train_step(stock, args.lr),
+        mmkd=train_step(model, args.lr))
+    results = {}
+    for mode, step in steps.items():
+        fn = synchronized(step, device)
+        seconds, peak = benchmark(lambda: fn(inputs, samples), device, args.warmup, repeats)
+        results[mode] = dict(median_s=seconds, peak_mib=peak / 2**20)
+    reference = results['student']['median_s'] + results['teacher_fwd']['median_s']
+    ratios = dict(mmkd_over_mmrazor=results['mmkd']['median_s'] / results['mmrazor']['median_s'],
+                  mmkd_over_student_plus_teacher_fwd=results['mmkd']['median_s'] / reference)
+
+    width, height = args.img_size
+    info = dict(config=args.config, device=args.device, device_name=device_name(device), torch=torch.__version__,
+                threads=torch.get_num_threads(), img_size=[width, height], batch_size=args.batch_size,
+                warmup=args.warmup, repeats=repeats,
+                memory=('CUDA max_memory_allocated' if device.type == 'cuda' else
+                        'CPU torch.profiler allocation sum (operator granularity)') + ', above the pre-step allocation')
+    print(f'{args.config}: {args.batch_size} x {width}x{height} images on {info["device_name"]} ({args.device}), '
+          f'torch {torch.__version__}, {info["threads"]} threads; median of {repeats} steps after {args.warmup} '
+          f'warm-up; peak memory: {info["memory"]}')
+    print(f'{"mode":<12} {"s/step":>9} {"peak MiB":>9}')
+    for mode, res in results.items():
+        print(f'{mode:<12} {res["median_s"]:>9.4f} {res["peak_mib"]:>9.1f}')
+    for name, ratio in ratios.items():
+        verdict = 'met' if ratio <= GOALS[name] else 'NOT met'
+        print(f'{name:<36} {ratio:.3f}  (goal <= {GOALS[name]}: {verdict})')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(info, modes=results, ratios=ratios, goals=GOALS), f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
