@@ -56,6 +56,10 @@ class RoIDistill(TeacherStudentDistill):
     Args:
         class_means (dict, optional): ``dict(momentum=None)``; see :class:`TeacherStudentDistill`. Detection
             class means are ``[K + 1, C]``: background included, as in the ND paper.
+        module_inplace, teacher_module_inplace (bool): keep in-place ops (ReLU) in place. Default True, unlike
+            mmrazor (which turns them off so that any recorded tensor stays intact, at a cost in speed and
+            memory): the recorders above read nothing a later in-place op modifies. Set False if a recorder of
+            yours does.
         **kwargs: ``SingleTeacherDistill``'s keys (``architecture``, ``teacher``, ``teacher_ckpt``,
             ``distiller``, ``calculate_student_loss``, ``student_trainable``, ...). ``teacher_trainable`` and
             ``distill_deliveries`` are refused: the teacher never computes its own losses and runs after the
@@ -65,11 +69,13 @@ class RoIDistill(TeacherStudentDistill):
     STUDENT_RECORDERS = STUDENT_ROI_RECORDERS
     TEACHER_RECORDERS = TEACHER_ROI_RECORDERS
 
-    def __init__(self, distiller: Dict, *args, **kwargs) -> None:
+    def __init__(self, distiller: Dict, *args, module_inplace: bool = True, teacher_module_inplace: bool = True,
+                 **kwargs) -> None:
         if distiller.get('distill_deliveries'):
             raise ValueError('RoIDistill runs the teacher after the student on the student\'s RoIs, so '
                              'distill_deliveries (which replay teacher-first calls) do not apply; remove them.')
-        super().__init__(distiller, *args, **kwargs)
+        super().__init__(distiller, *args, module_inplace=module_inplace,
+                         teacher_module_inplace=teacher_module_inplace, **kwargs)
         self._check_heads()
         used = self._used_sources(from_student=False)
         self._teacher_runs = bool(used) or self.class_means is not None

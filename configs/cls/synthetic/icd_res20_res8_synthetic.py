@@ -1,0 +1,19 @@
+# iCD + KD resnet20 -> resnet8 (0.1 CE + 0.9 KD, T=4 + 2.0 iCD, lr 0.05, as configs/cls/cifar100/icd_res56_res20.py)
+# for the CPU classification study (tools/analysis/cls_study.py) on the synthetic 32x32 shapes set: 6 epochs of
+# batch 64 with cosine decay.
+_base_ = ['../cifar100/icd_res56_res20.py']
+
+data_root = 'data/synthetic_cifar'  # python tools/misc/generate_synthetic_data.py cls --out data/synthetic_cifar
+teacher_ckpt = 'work_dirs/cls_study/teacher/epoch_18.pth'  # configs/cls/synthetic/res20_teacher_synthetic.py
+max_epochs = 6
+train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, end=max_epochs,
+                       convert_to_iter_based=True)
+default_hooks = dict(checkpoint=dict(interval=max_epochs))
+model = dict(
+    architecture=dict(backbone=dict(arch='resnet8'), head=dict(num_classes=10)),
+    teacher=dict(backbone=dict(arch='resnet20'), head=dict(num_classes=10)),
+    teacher_ckpt=teacher_ckpt)

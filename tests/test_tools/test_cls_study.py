@@ -1,0 +1,121 @@
+"""``tools/analysis/cls_study.py``: a tiny end-to-end study (train, resume, summarise), ``--dry-run`` and the
+summary statistics."""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(REPO, 'tools', 'analysis', 'cls_study.py')
+TINY = ['--num-train', '64', '--num-test', '32', '--epochs', '1', '--teacher-epochs', '1', '--seeds', '0',
+        '--methods', 'baseline', 'kd', '--threads', '1']
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location('cls_study', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study(*args: str) -> str:
+    proc = subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_tiny_study_trains_summarises_and_resumes(tmp_path):
+    work_dir = tmp_path / 'study'
+    out = _study('--work-dir', str(work_dir), *TINY)
+    assert out.count(': training (log: ') == 3  # teacher, baseline seed 0, kd seed 0
+    results = json.loads((work_dir / 'results.json').read_text())
+    assert list(results['methods']) == ['baseline', 'kd'] and results['seeds'] == [0]
+    assert 0 <= results['teacher']['top1'] <= 100 and results['teacher']['wall_s'] > 0
+    for method, r in results['methods'].items():
+        assert len(r['top1']) == 1 and 0 <= r['top1'][0] <= 100 and math.isfinite(r['mean'])
+        assert r['std'] is None  # one seed: no sample std
+        assert r['delta'] == pytest.approx(r['mean'] - results['methods']['baseline']['mean'])
+        assert r['wall_s'][0] > 0
+        assert (work_dir / f'{method}_seed0' / 'epoch_1.pth').is_file()
+    table = (work_dir / 'results.md').read_text()
+    for row in ('| teacher (seed 0) | res20_teacher_synthetic.py |', '| baseline | res8_baseline_synthetic.py |',
+                '| kd | kd_res20_res8_synthetic.py |'):
+        assert row in table
+    assert '| +0.00 |' in table and 'Command: `' in table and '1 torch threads per run' in table
+    assert table in out  # printed too
+
+    # a second call finds every run finished and trains nothing
+    again = _study('--work-dir', str(work_dir), *TINY)
+    assert ': training' not in again and again.count('done before') == 3
+    assert json.loads((work_dir / 'results.json').read_text())['methods'] == results['methods']
+
+
+def test_dry_run_lists_the_commands(tmp_path):
+    work_dir = tmp_path / 'dry'
+    out = _study('--work-dir', str(work_dir), '--seeds', '0', '1', '--methods', 'baseline', 'kdpp', 'icd',
+                 '--dry-run')
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 + 3 * 2 and not work_dir.exists()  # nothing generated nor trained
+    assert 'configs/cls/synthetic/res20_teacher_synthetic.py' in lines[0] and 'teacher_ckpt' not in lines[0]
+    ckpt = f'model.teacher_ckpt={work_dir}/teacher/epoch_18.pth'
+    cases = [(m, c, s) for m, c in (('baseline', 'res8_baseline'), ('kdpp', 'kdpp_res20_res8'),
+                                    ('icd', 'icd_res20_res8')) for s in (0, 1)]
+    for i, (line, (method, config, seed)) in enumerate(zip(lines[1:], cases), 2):
+        assert line.startswith(f'[{i}/7] {method} seed {seed}: tools/train.py configs/cls/synthetic/'
+                               f'{config}_synthetic.py --work-dir {work_dir}/{method}_seed{seed}')
+        assert f'randomness.seed={seed}' in line and f'dataset.data_root={work_dir}/data' in line
+        assert (ckpt in line) == (method != 'baseline')
+        assert 'max_epochs' not in line  # no --epochs: the configs' schedules
+
+
+def test_summary_statistics_and_final_top1(tmp_path):
+    study = _load_script()
+    values = dict(baseline=[50.0, 52.0, 57.0], kd=[55.0, 54.0, 59.5], nc=[40.0])
+    stats = study.summarise(values, baseline=np.mean(values['baseline']))
+    for method, v in values.items():
+        assert stats[method]['mean'] == pytest.approx(np.mean(v))
+        assert stats[method]['delta'] == pytest.approx(np.mean(v) - np.mean(values['baseline']))
+    assert stats['kd']['std'] == pytest.approx(np.std(values['kd'], ddof=1)) and stats['nc']['std'] is None
+    assert study.summarise(dict(kd=[1.0, 3.0]))['kd']['delta'] is None
+
+    # the validation after the last epoch of the newest run counts, not an earlier epoch's or an older run's
+    for stamp, records in (('20240101_000000', [dict(step=3, **{'accuracy/top1': 90.0})]),
+                           ('20240102_000000', [dict(step=2, **{'accuracy/top1': 70.0}), dict(loss=1.0, step=3),
+                                                dict(step=3, **{'accuracy/top1': 60.0})])):
+        (tmp_path / stamp / 'vis_data').mkdir(parents=True)
+        (tmp_path / stamp / 'vis_data' / 'scalars.json').write_text('\n'.join(map(json.dumps, records)) + '\n')
+    assert study.final_top1(str(tmp_path), 3) == 60.0
+    assert study.final_top1(str(tmp_path), 4) is None
+    with pytest.raises(SystemExit):
+        study.parse_args(['--epochs', '0'])
+
+
+@pytest.mark.parametrize('method', ['baseline', 'kd', 'kdpp', 'nc', 'icd'])
+def test_study_configs_build(method):
+    """Each study config builds a resnet8 student (and a resnet20 teacher) on 10 classes; KD is KD++ minus ND."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmkd.registry import MODELS
+    study = _load_script()
+    cfg = Config.fromfile(osp.join(REPO, study.CONFIG_DIR, study.METHODS[method]))
+    cfg.model.pop('teacher_ckpt', None)
+    assert cfg.train_cfg.max_epochs == cfg.param_scheduler.T_max == 6
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        model = MODELS.build(cfg.model)
+    student = model if method == 'baseline' else model.student
+    assert len(student.backbone.layers) == 3 and all(len(stage) == 1 for stage in student.backbone.layers)
+    assert student.head.num_classes == 10
+    if method != 'baseline':
+        assert all(len(stage) == 3 for stage in model.teacher.backbone.layers)  # resnet20
+        losses = set(model.distiller.distill_losses)
+        assert losses == dict(kd={'loss_kd'}, kdpp={'loss_kd', 'loss_nd'}, nc={'loss_nc'},
+                              icd={'loss_kd', 'loss_icd'})[method]
+        assert (model.class_means is not None) == (method in ('kdpp', 'nc'))

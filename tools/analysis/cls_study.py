@@ -1,0 +1,211 @@
+"""The CPU classification study: a resnet20 teacher, then resnet8 students (baseline, KD, KD++, NC, iCD) over
+several seeds on the synthetic 32x32 shapes set (10 classes), summarised as mean ± std of the final top-1.
+
+    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp nc icd] \
+        [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-test 5000] [--epochs E] [--teacher-epochs E] \
+        [--threads 2] [--dry-run]
+
+The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into
+``<work-dir>/teacher``, each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
+subprocess (log: ``<run>/train.log``). A run whose final checkpoint and record (``<run>/study_run.json``: top-1,
+wall time, the command) match the present arguments is skipped, so an interrupted study resumes where it stopped.
+The configs are ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. With
+the defaults (10000 training / 5000 test images, teacher 18 epochs, students 6) the 16 runs take about 40-45
+minutes on 2 CPU cores with 2 torch threads (estimated from 1-thread timings: teacher 0.29 s/iteration, resnet8
+baseline 0.13, KD/KD++/iCD students 0.22-0.24, i.e. about 63 minutes with ``--threads 1``). Results: ``--out``
+(markdown) and the same name with ``.json``.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = 'configs/cls/synthetic'
+TEACHER = 'res20_teacher_synthetic.py'
+METHODS = dict(baseline='res8_baseline_synthetic.py', kd='kd_res20_res8_synthetic.py',
+               kdpp='kdpp_res20_res8_synthetic.py', nc='nc_res20_res8_synthetic.py',
+               icd='icd_res20_res8_synthetic.py')
+RECORD = 'study_run.json'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--work-dir', default='work_dirs/cls_study')
+    parser.add_argument('--data-root', help='synthetic data folder (default: <work-dir>/data)')
+    parser.add_argument('--num-train', type=int, default=10000, help='training images')
+    parser.add_argument('--num-test', type=int, default=5000, help='test images')
+    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
+    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
+    parser.add_argument('--out', help='results markdown (default: <work-dir>/results.md)')
+    parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
+    args = parser.parse_args(argv)
+    for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    args.work_dir = osp.abspath(args.work_dir)
+    args.data_root = osp.abspath(args.data_root or osp.join(args.work_dir, 'data'))
+    args.out = osp.abspath(args.out or osp.join(args.work_dir, 'results.md'))
+    return args
+
+
+def max_epochs(config: str, override) -> int:
+    from mmengine.config import Config
+    return override or Config.fromfile(osp.join(REPO, config)).train_cfg.max_epochs
+
+
+def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None) -> list:
+    """``tools/train.py`` with the data root, seed, (optional) epochs and teacher checkpoint overridden."""
+    opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                          'test_dataloader')]
+    opts.append(f'randomness.seed={seed}')
+    if epochs is not None:  # the configs' schedule: cosine over max_epochs, validated and saved at the end
+        opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'train_cfg.val_interval',
+                                               'param_scheduler.T_max', 'param_scheduler.end',
+                                               'default_hooks.checkpoint.interval')]
+    if teacher_ckpt:
+        opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+    return [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
+
+
+def final_top1(work_dir: str, epochs: int):
+    """Top-1 of the validation after the last epoch, from the newest run's mmengine ``scalars.json``."""
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
+        with open(path) as f:
+            vals = [r for r in map(json.loads, f) if 'accuracy/top1' in r and r.get('step') == epochs]
+        if vals:
+            return vals[-1]['accuracy/top1']
+    return None
+
+
+def run(name: str, cmd: list, work_dir: str, epochs: int, key: dict, args, progress: str) -> dict:
+    """Train (unless a matching finished run exists) and return its record: top1, wall_s, cmd, key."""
+    record_file, ckpt = osp.join(work_dir, RECORD), osp.join(work_dir, f'epoch_{epochs}.pth')
+    record = None
+    if osp.isfile(record_file) and osp.isfile(ckpt) and final_top1(work_dir, epochs) is not None:
+        with open(record_file) as f:
+            record = json.load(f)
+        record = record if record.get('key') == key else None
+    if args.dry_run:
+        print(f'{progress} {name}{" (done)" if record else ""}: {shlex.join(cmd[1:])}', flush=True)
+        return record or dict(top1=None, wall_s=None, cmd=cmd, key=key)
+    if record:
+        print(f'{progress} {name}: done before, top-1 {record["top1"]:.2f}', flush=True)
+        return record
+    print(f'{progress} {name}: training (log: {osp.join(work_dir, "train.log")})', flush=True)
+    os.makedirs(work_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    start = time.perf_counter()
+    with open(osp.join(work_dir, 'train.log'), 'a') as log:
+        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall, top1 = time.perf_counter() - start, final_top1(work_dir, epochs)
+    if rc or top1 is None or not osp.isfile(ckpt):
+        sys.exit(f'{name} failed (exit code {rc}); see {osp.join(work_dir, "train.log")}')
+    record = dict(top1=top1, wall_s=round(wall, 1), cmd=cmd, key=key)
+    with open(record_file, 'w') as f:
+        json.dump(record, f, indent=2)
+    print(f'{progress} {name}: top-1 {top1:.2f} in {wall:.0f} s', flush=True)
+    return record
+
+
+def summarise(top1: dict, baseline=None) -> dict:
+    """Per method: mean, sample std (ddof=1; None for one seed) and, when a baseline mean is given, the delta."""
+    out = {}
+    for method, values in top1.items():
+        mean = statistics.fmean(values)
+        std = statistics.stdev(values) if len(values) > 1 else None
+        out[method] = dict(mean=mean, std=std, delta=None if baseline is None else mean - baseline)
+    return out
+
+
+def fmt(x, spec='.2f', signed=False) -> str:
+    return 'n/a' if x is None else format(x, ('+' if signed else '') + spec)
+
+
+def write_results(results: dict, out: str) -> str:
+    t, seeds = results['teacher'], results['seeds']
+    lines = [f'# Classification study: {results["setup"]}', '',
+             f'Final top-1 (%) on the {results["data"]["num_test"]} test images, after the last epoch.', '',
+             '| method | config | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | mean ± std | Δ vs baseline '
+             '| wall (s/run) |', '|' + '---|' * (len(seeds) + 5),
+             f'| teacher (seed {t["seed"]}) | {t["config"]} | {fmt(t["top1"])} |' + ' |' * (len(seeds) - 1) +
+             f' {fmt(t["top1"])} | | {fmt(t["wall_s"], ".0f")} |']
+    for method, r in results['methods'].items():
+        walls = [w for w in r['wall_s'] if w is not None]
+        lines.append(f'| {method} | {r["config"]} | ' + ' | '.join(map(fmt, r['top1'])) +
+                     f' | {fmt(r["mean"])} ± {fmt(r["std"])} | {fmt(r["delta"], signed=True)} | '
+                     f'{fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
+    lines += ['', 'std: sample standard deviation over seeds (ddof=1).', '',
+              f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '']
+    text = '\n'.join(lines)
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    with open(out, 'w') as f:
+        f.write(text)
+    with open(osp.splitext(out)[0] + '.json', 'w') as f:
+        json.dump(results, f, indent=2)
+    return text
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    data = dict(num_train=args.num_train, num_test=args.num_test)
+    t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', osp.join(args.work_dir, 'teacher')
+    t_epochs = max_epochs(t_cfg, args.teacher_epochs)
+    t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs)
+    t_key = dict(cmd=t_cmd[1:], data=data)
+    t_ckpt = osp.join(t_dir, f'epoch_{t_epochs}.pth')
+    jobs = {('teacher', 0): (t_cmd, t_dir, t_epochs, t_key)}  # (method, seed) -> (command, work dir, epochs, key)
+    epochs = {m: max_epochs(f'{CONFIG_DIR}/{METHODS[m]}', args.epochs) for m in args.methods}
+    for method in args.methods:
+        for seed in args.seeds:
+            work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
+            cmd = train_command(f'{CONFIG_DIR}/{METHODS[method]}', work_dir, seed, args, args.epochs,
+                                None if method == 'baseline' else t_ckpt)
+            key = dict(cmd=cmd[1:], data=data, **({} if method == 'baseline' else dict(teacher=t_key)))
+            jobs[method, seed] = (cmd, work_dir, epochs[method], key)
+    if not args.dry_run:
+        from mmkd.datasets.synthetic import generate_cifar_like
+        generate_cifar_like(args.data_root, seed=0, num_classes=10, num_workers=args.threads, **data)
+    runs = {job: run(f'{job[0]} seed {job[1]}', *spec, args, f'[{i}/{len(jobs)}]')
+            for i, (job, spec) in enumerate(jobs.items(), 1)}
+    if args.dry_run:
+        return {}
+    top1 = {m: [runs[m, s]['top1'] for s in args.seeds] for m in args.methods}
+    stats = summarise(top1, statistics.fmean(top1['baseline']) if 'baseline' in top1 else None)
+    import torch
+    results = dict(
+        setup=f'resnet20 teacher (epochs: {t_epochs}) -> resnet8 students '
+              f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic 32x32 shapes '
+              f'(10 classes, {args.num_train} training images)',
+        data=dict(root=args.data_root, **data), seeds=args.seeds,
+        teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, **{k: runs['teacher', 0][k] for k in ('top1', 'wall_s')}),
+        methods={m: dict(config=METHODS[m], epochs=epochs[m], top1=top1[m],
+                         wall_s=[runs[m, s]['wall_s'] for s in args.seeds], **stats[m]) for m in args.methods},
+        command=shlex.join([osp.relpath(sys.executable, REPO), osp.relpath(osp.abspath(__file__), REPO),
+                            *(sys.argv[1:] if argv is None else argv)]),
+        machine=f'{platform.platform()}, {cpu_name()}, {os.cpu_count()} CPUs, {args.threads} torch threads per run, '
+                f'torch {torch.__version__}, python {platform.python_version()}')
+    print(write_results(results, args.out))
+    return results
+
+
+if __name__ == '__main__':
+    main()
