@@ -26,6 +26,8 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
 5. ``_distillation_loss_detach_hook``: mmrazor renamed ``DistillationLossDetachHook(detach_epoch)`` to
    ``StopDistillHook(stop_epoch)`` before its 1.0.0 tag, but mmyolo's and mmpose's distillation configs still use
    the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
+6. :func:`setup_cpu_distributed` (called by the tools, not at import): distributed training and testing on a
+   machine without CUDA.
 """
 import os.path as osp
 import pickle
@@ -153,6 +155,52 @@ def _distillation_loss_detach_hook() -> None:
             super().__init__(stop_epoch=detach_epoch)
 
     HOOKS.register_module(module=DistillationLossDetachHook)
+
+
+def setup_cpu_distributed(cfg) -> None:
+    """Patch 6, applied by ``tools/train.py`` and ``tools/test.py`` (not at import): make a distributed launch
+    work on a machine without CUDA (``tools/dist_train.sh CONFIG 2`` on a CPU).
+
+    mmdet's configs ask for the ``nccl`` backend, which needs GPUs: switch it
+    to ``gloo``. mmengine's ``init_dist`` calls ``torch.cuda.set_device``
+    (an error on CPU-only torch builds), so the process group is initialised
+    here with that call disabled; the Runner then finds it initialised. DDP
+    takes no ``device_ids`` for CPU modules, so a DDP ``model_wrapper_cfg``
+    gets ``device_ids=None`` (otherwise mmengine passes ``[LOCAL_RANK]``).
+    """
+    from mmengine.config import ConfigDict
+    from mmengine.dist import init_dist
+    from mmengine.logging import print_log
+    from mmengine.registry import MODEL_WRAPPERS
+    from mmengine.utils.dl_utils import set_multi_processing
+    from torch.nn.parallel import DistributedDataParallel
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        print_log(
+            'CUDA is not available: switching the distributed backend '
+            'from nccl to gloo.',
+            logger='current')
+        dist_cfg.backend = 'gloo'
+    # same order as Runner.setup_env (avoids a start-method warning)
+    set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
+    set_device, torch.cuda.set_device = torch.cuda.set_device, lambda _: None
+    try:
+        init_dist(cfg.launcher, **dist_cfg)
+    finally:
+        torch.cuda.set_device = set_device
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = cfg.model_wrapper_cfg.get('type', 'MMDistributedDataParallel')
+    if isinstance(wrapper, str):
+        wrapper = MODEL_WRAPPERS.get(wrapper)
+    if wrapper is not None and issubclass(wrapper, DistributedDataParallel):
+        cfg.model_wrapper_cfg.setdefault('device_ids', None)
 
 
 def apply() -> None:

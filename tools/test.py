@@ -10,19 +10,13 @@ from copy import deepcopy
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmkd  # noqa: E402,F401  (first: applies mmkd.compat, registers mmkd)
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+from mmkd import compat  # noqa: E402  (first: importing mmkd applies its patches and registers it)
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmdet.registry import RUNNERS  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.dist import init_dist  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import MODEL_WRAPPERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from mmengine.utils.dl_utils import set_multi_processing  # noqa: E402
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -69,45 +63,6 @@ def parse_args():
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def setup_cpu_distributed(cfg: Config) -> None:
-    """Make a distributed launch work on a machine without CUDA.
-
-    mmdet's configs ask for the ``nccl`` backend, which needs GPUs: switch it
-    to ``gloo``. mmengine's ``init_dist`` calls ``torch.cuda.set_device``
-    (an error on CPU-only torch builds), so the process group is initialised
-    here with that call disabled; the Runner then finds it initialised. DDP
-    takes no ``device_ids`` for CPU modules, so a DDP ``model_wrapper_cfg``
-    gets ``device_ids=None`` (otherwise mmengine passes ``[LOCAL_RANK]``).
-    """
-    if cfg.launcher == 'none' or torch.cuda.is_available():
-        return
-    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
-    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
-    if dist_cfg.get('backend', 'nccl') == 'nccl':
-        print_log(
-            'CUDA is not available: switching the distributed backend '
-            'from nccl to gloo.',
-            logger='current')
-        dist_cfg.backend = 'gloo'
-    # same order as Runner.setup_env (avoids a start-method warning)
-    set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
-    set_device, torch.cuda.set_device = torch.cuda.set_device, lambda _: None
-    try:
-        init_dist(cfg.launcher, **dist_cfg)
-    finally:
-        torch.cuda.set_device = set_device
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper = cfg.model_wrapper_cfg.get('type', 'MMDistributedDataParallel')
-    if isinstance(wrapper, str):
-        wrapper = MODEL_WRAPPERS.get(wrapper)
-    if wrapper is not None and issubclass(wrapper, DistributedDataParallel):
-        cfg.model_wrapper_cfg.setdefault('device_ids', None)
 
 
 def main():
@@ -175,7 +130,7 @@ def main():
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
-    setup_cpu_distributed(cfg)
+    compat.setup_cpu_distributed(cfg)
 
     # build the runner from config
     if 'runner_type' not in cfg:

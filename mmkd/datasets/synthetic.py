@@ -242,9 +242,9 @@ def sample_rng(seed: int, task: str, split: str, index: int) -> np.random.Genera
     return np.random.default_rng([seed, _TASKS[task], _SPLITS[split], index])
 
 
-def render_detection_image(rng: np.random.Generator, img_size: int = 128,
-                           num_classes: int = 8) -> tuple[np.ndarray, list[dict]]:
-    """Draw one detection scene.
+def render_detection_image(rng: np.random.Generator, img_size: int = 128, num_classes: int = 8,
+                           min_object_size: int = 8) -> tuple[np.ndarray, list[dict]]:
+    """Draw one detection scene (object sizes log-uniform from ``min_object_size`` px).
 
     Returns:
         RGB uint8 image [img_size, img_size, 3] and one dict per visible object with ``label`` (0-based),
@@ -256,9 +256,10 @@ def render_detection_image(rng: np.random.Generator, img_size: int = 128,
     canvas = _background(rng, *hw)
     _clutter(rng, canvas, rng.poisson(3 * scale), rng.poisson(2 * scale), 0.4 * img_size, 3)
 
-    max_size = max(8., min(128., 0.75 * img_size))
+    max_size = max(float(min_object_size), min(128., 0.75 * img_size))
     labels = rng.integers(0, num_classes, rng.integers(1, min(30, max(2, round(7 * scale))) + 1))
-    masks = [_shape_mask(rng, int(c), np.exp(rng.uniform(np.log(8), np.log(max_size))), hw) for c in labels]
+    masks = [_shape_mask(rng, int(c), np.exp(rng.uniform(np.log(min_object_size), np.log(max_size))), hw)
+             for c in labels]
     front = [_line_mask(rng, hw, 2) for _ in range(rng.binomial(2, 0.2))]
 
     # Visibility, last to first: an object is occluded by the kept objects drawn after it and by the front
@@ -300,9 +301,10 @@ def render_classification_image(rng: np.random.Generator, num_classes: int = 10)
     return _finish(rng, small, blur=False), label
 
 
-def _det_sample(args: tuple[int, str, int, int, int]) -> tuple[bytes, list[dict]]:
-    seed, split, index, img_size, num_classes = args
-    img, objects = render_detection_image(sample_rng(seed, 'det', split, index), img_size, num_classes)
+def _det_sample(args: tuple[int, str, int, int, int, int]) -> tuple[bytes, list[dict]]:
+    seed, split, index, img_size, num_classes, min_object_size = args
+    img, objects = render_detection_image(sample_rng(seed, 'det', split, index), img_size, num_classes,
+                                          min_object_size)
     _, png = cv2.imencode('.png', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 6])
     return png.tobytes(), objects
 
@@ -377,13 +379,14 @@ def _build(out: Path, kind: str, args: dict, classes: tuple[str, ...], write: Ca
 
 def generate_coco_detection(out_dir: str | os.PathLike, num_train: int = 400, num_val: int = 100,
                             img_size: int = 128, seed: int = 0, num_classes: int = 8, num_workers: int = 0,
-                            force: bool = False) -> dict[str, str]:
+                            force: bool = False, min_object_size: int = 8) -> dict[str, str]:
     """Generate (or reuse) the synthetic COCO-format detection set.
 
     Layout: ``<out>/images/{train,val}/NNNNNN.png``, ``<out>/annotations/instances_{train,val}.json`` (image
     and annotation ids start at 1, category ids are ``1..num_classes`` named by ``SHAPE_CLASSES[:num_classes]``)
     and ``<out>/manifest.json``. If the manifest matches the arguments the data is reused as it is, unless
-    ``force``. ``num_workers`` > 1 renders in that many processes (same output).
+    ``force``. ``num_workers`` > 1 renders in that many processes (same output). Object sizes are log-uniform
+    from ``min_object_size`` to ``min(128, 0.75 * img_size)`` px.
 
     Returns:
         ``data_root``, ``train_ann_file``, ``val_ann_file``, ``train_img_dir`` and ``val_img_dir`` (absolute
@@ -391,13 +394,14 @@ def generate_coco_detection(out_dir: str | os.PathLike, num_train: int = 400, nu
     """
     _check_args(dict(num_train=num_train, num_val=num_val), seed, num_classes, num_workers)
     _check_int('img_size', img_size, 32, 1024)
+    _check_int('min_object_size', min_object_size, 4, int(0.75 * img_size))
     out = Path(out_dir).absolute()
     paths = dict(data_root=str(out))
     for split in ('train', 'val'):
         paths[f'{split}_ann_file'] = str(out / 'annotations' / f'instances_{split}.json')
         paths[f'{split}_img_dir'] = str(out / 'images' / split)
     args = dict(num_train=int(num_train), num_val=int(num_val), img_size=int(img_size), seed=int(seed),
-                num_classes=int(num_classes))
+                num_classes=int(num_classes), min_object_size=int(min_object_size))
     if not force and _reusable(out, 'coco_detection', args, paths):
         return paths
     classes = SHAPE_CLASSES[:num_classes]
@@ -409,7 +413,7 @@ def generate_coco_detection(out_dir: str | os.PathLike, num_train: int = 400, nu
             img_dir = root / 'images' / split
             img_dir.mkdir(parents=True)
             images, anns = [], []
-            jobs = [(seed, split, i, img_size, num_classes) for i in range(count)]
+            jobs = [(seed, split, i, img_size, num_classes, min_object_size) for i in range(count)]
             for i, (png, objects) in enumerate(_map(_det_sample, jobs, num_workers)):
                 name = f'{i:06d}.png'
                 (img_dir / name).write_bytes(png)

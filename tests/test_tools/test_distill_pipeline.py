@@ -147,3 +147,19 @@ def test_two_process_training_gives_identical_class_means_on_both_ranks(data, te
     assert ranks[0]['means'].abs().sum() > 0
     for key in ('means', 'counts', 'sums'):
         assert torch.equal(ranks[0][key], ranks[1][key]), key
+
+
+def test_compute_class_means_tool_writes_a_file_the_hook_can_load(data, teacher_ckpt, tmp_path):
+    from mmkd.structures import ClassMeans
+    out = tmp_path / 'means.pth'
+    args = ('tools/analysis/compute_class_means.py', 'configs/demo/faster_rcnn_r50_r18_nd.py', '--out', str(out),
+            '--work-dir', str(tmp_path / 'log'), '--max-iters', '2', *options(data, **{'model.teacher_ckpt': teacher_ckpt}))
+    run(*args)
+    means = ClassMeans(num_classes=9, feat_dim=512)
+    meta = means.load(str(out))
+    assert means.valid[8] and means.valid.sum() >= 2 and meta['teacher_ckpt'] == teacher_ckpt
+    before = out.read_bytes()
+    assert 'exists' in run(*args, ok=False)  # never overwrites without --force
+    assert out.read_bytes() == before
+    with pytest.raises(ValueError, match=r'\[81, 1024\]'):
+        ClassMeans(num_classes=81, feat_dim=1024).load(str(out))

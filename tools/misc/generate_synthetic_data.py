@@ -27,6 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest='task', required=True)
     det = sub.add_parser('det', parents=[common], help='COCO-format detection set')
     det.add_argument('--img-size', type=int, default=128, help='square image side in pixels')
+    det.add_argument('--min-object-size', type=int, default=8, help='smallest object size in pixels')
     det.add_argument('--num-classes', type=int, default=8)
     cls = sub.add_parser('cls', parents=[common], help='32x32 CIFAR-100-format classification set')
     cls.add_argument('--num-classes', type=int, default=10)
@@ -39,7 +40,8 @@ def main(argv=None) -> dict:
     common = dict(num_train=args.num_train, seed=args.seed, num_classes=args.num_classes,
                   num_workers=args.num_workers, force=args.force)
     if args.task == 'det':
-        paths = generate_coco_detection(args.out, num_val=args.num_val, img_size=args.img_size, **common)
+        paths = generate_coco_detection(args.out, num_val=args.num_val, img_size=args.img_size,
+                                        min_object_size=args.min_object_size, **common)
     else:
         paths = generate_cifar_like(args.out, num_test=args.num_val, **common)
     print(json.dumps(paths, indent=2))
