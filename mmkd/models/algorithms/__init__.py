@@ -1,5 +1,5 @@
 from .base import TeacherStudentDistill
+from .cls_distill import ClsDistill
 from .roi_distill import RoIDistill
-from .cls_distill import ClsDistill  # noqa: F401
 
-__all__ = ['TeacherStudentDistill', 'RoIDistill']
+__all__ = ['TeacherStudentDistill', 'ClsDistill', 'RoIDistill']

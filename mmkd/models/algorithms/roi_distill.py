@@ -115,17 +115,18 @@ class RoIDistill(TeacherStudentDistill):
             else:
                 with torch.set_grad_enabled(self.student_trainable):
                     self.student(batch_inputs, data_samples, mode='loss')
+        if self.distillation_stopped:  # StopDistillHook: the student trains alone, the teacher rests
+            return losses
         if self._teacher_runs:
             with self.distiller.teacher_recorders, torch.no_grad():
                 feats = self.teacher.extract_feat(batch_inputs)
                 if self._teacher_runs_roi_head:
                     self.teacher.roi_head._bbox_forward(feats, self._record('rois', True, data_idx=1))
         if self.class_means is not None and self.class_means.momentum is not None:
-            labels, weights = self._record('roi_targets', True, data_idx=0), \
-                self._record('roi_targets', True, data_idx=1)
-            self.class_means.update(self._record('roi_feat', False, data_idx=0), labels, weights)
-        if not self.distillation_stopped:
-            losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
+            self.class_means.update(self._record('roi_feat', False, data_idx=0),
+                                    self._record('roi_targets', True, data_idx=0),
+                                    self._record('roi_targets', True, data_idx=1))
+        losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
         return losses
 
     def _record(self, name: str, from_student: bool, data_idx: Optional[int] = None):

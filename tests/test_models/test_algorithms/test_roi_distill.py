@@ -164,3 +164,12 @@ def test_build_time_checks_name_the_fix(tmp_path):
         build(demo_model_cfg('nd', class_means=dict(num_classes=81, feat_dim=1024)))
     with pytest.raises(ValueError, match='teacher_trainable'):
         build(demo_model_cfg('kd', teacher_trainable=True))
+
+
+def test_stopped_distillation_trains_the_student_alone_without_the_teacher():
+    model = build(demo_model_cfg('kd'))
+    model.train()
+    model.distillation_stopped = True  # what mmrazor's StopDistillHook sets
+    model.teacher.extract_feat = None  # would raise if called
+    losses = model.loss(*batch())
+    assert 'student.loss_cls' in losses and not any(k.startswith('distill.') for k in losses)
