@@ -9,11 +9,8 @@ The data is generated (or reused) under ``--data-root``; the teacher (seed 0) tr
 ``<work-dir>/teacher``, each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
 subprocess (log: ``<run>/train.log``). A run whose final checkpoint and record (``<run>/study_run.json``: top-1,
 wall time, the command) match the present arguments is skipped, so an interrupted study resumes where it stopped.
-The configs are ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. With
-the defaults (10000 training / 5000 test images, teacher 18 epochs, students 6) the 16 runs take about 40-45
-minutes on 2 CPU cores with 2 torch threads (estimated from 1-thread timings: teacher 0.29 s/iteration, resnet8
-baseline 0.13, KD/KD++/iCD students 0.22-0.24, i.e. about 63 minutes with ``--threads 1``). Results: ``--out``
-(markdown) and the same name with ``.json``.
+The configs are ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. The
+results (``--out`` markdown and the same name with ``.json``) include the wall time of every run.
 """
 import argparse
 import glob

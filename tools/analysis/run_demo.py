@@ -131,7 +131,8 @@ def main():
     import torch
     total = 1 + len(args.seeds) * len(args.methods)
     print(f'[data] synthetic COCO-format shapes in {args.data_root}', flush=True)
-    paths = generate_coco_detection(args.data_root, num_train=400, num_val=100, img_size=128, seed=0)
+    paths = generate_coco_detection(args.data_root, num_train=400, num_val=100, img_size=128, seed=0,
+                                    min_object_size=24)
     data = [] if osp.abspath(args.data_root) == osp.abspath('data/synthetic_coco') else [
         f'{loader}.dataset.data_root={paths["data_root"]}/' for loader in
         ('train_dataloader', 'val_dataloader', 'test_dataloader')] + [

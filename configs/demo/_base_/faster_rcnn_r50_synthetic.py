@@ -1,14 +1,14 @@
 # mmdet's Faster R-CNN R50-FPN on mmkd's synthetic COCO-format shapes (8 classes, 128x128 images), sized to
 # train from scratch on a CPU in minutes: no pretrained weights (none can be downloaded), BatchNorm trained,
-# an iteration-based schedule, a 128-channel FPN, a 512-d box head, fewer proposals and 64 RoIs per image.
-# Generate the data first:
-#   python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco
+# an iteration-based schedule with AdamW, a 128-channel FPN, a 512-d box head, fewer proposals and 64 RoIs per
+# image (half of them positive). Generate the data first (tools/analysis/run_demo.py does):
+#   python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco --min-object-size 24
 _base_ = '../../_base_/faster_rcnn_r50_fpn_1x_coco.py'
 
 data_root = 'data/synthetic_coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'hexagon', 'crescent'))
 img_scale = (128, 128)
-max_iters = 200
+max_iters = 150
 channels = 128
 
 model = dict(
@@ -20,10 +20,11 @@ model = dict(
         bbox_head=dict(in_channels=channels, fc_out_channels=512, num_classes=8)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=64))),
+        rcnn=dict(sampler=dict(num=64, pos_fraction=0.5))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
-_missing = 'Generate it with: python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco'
+_missing = ('Generate it with: python tools/misc/generate_synthetic_data.py det --out data/synthetic_coco '
+            '--min-object-size 24')
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
@@ -69,7 +70,8 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[int(max_iters * 0.75)],
          gamma=0.1)
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10, norm_type=2))
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=5e-4, weight_decay=0.05), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
