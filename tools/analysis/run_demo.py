@@ -39,6 +39,11 @@ def parse_args():
                         help='where the synthetic data is generated (the demo configs read data/synthetic_coco)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--methods', nargs='+', default=['baseline', 'nd', 'nc', 'icd'], choices=list(CONFIGS))
+    parser.add_argument('--num-train', type=int, default=400, help='synthetic training images')
+    parser.add_argument('--num-val', type=int, default=100, help='synthetic validation images')
+    parser.add_argument('--img-size', type=int, default=128, help='synthetic image size (the configs resize to 128)')
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='passed to every tools/train.py run (e.g. train_cfg.max_iters=2 for a smoke run)')
     parser.add_argument('--force', action='store_true', help='retrain runs that already finished')
     return parser.parse_args()
 
@@ -131,12 +136,13 @@ def main():
     import torch
     total = 1 + len(args.seeds) * len(args.methods)
     print(f'[data] synthetic COCO-format shapes in {args.data_root}', flush=True)
-    paths = generate_coco_detection(args.data_root, num_train=400, num_val=100, img_size=128, seed=0,
-                                    min_object_size=24)
+    paths = generate_coco_detection(args.data_root, num_train=args.num_train, num_val=args.num_val,
+                                    img_size=args.img_size, seed=0, min_object_size=min(24, args.img_size // 2))
     data = [] if osp.abspath(args.data_root) == osp.abspath('data/synthetic_coco') else [
         f'{loader}.dataset.data_root={paths["data_root"]}/' for loader in
         ('train_dataloader', 'val_dataloader', 'test_dataloader')] + [
         f'{e}.ann_file={paths["val_ann_file"]}' for e in ('val_evaluator', 'test_evaluator')]
+    data += args.cfg_options
     start = time.time()
     teacher_dir = osp.join(args.work_dir, 'faster_rcnn_r50_teacher')
     teacher = train('teacher R50-FPN', TEACHER, teacher_dir, data + ['randomness.seed=0'], f'[1/{total}]',

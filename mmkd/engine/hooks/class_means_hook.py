@@ -48,7 +48,7 @@ class ClassMeansHook(Hook):
         class_means = getattr(model, 'class_means', None)
         if class_means is None:
             raise ValueError('ClassMeansHook needs an mmkd distillation algorithm configured with '
-                             '`class_means=dict(num_classes=..., feat_dim=...)`; the model has none.')
+                             '`class_means=dict()` (model config); the model has none.')
         if class_means.initialized:
             runner.logger.info('ClassMeansHook: class means restored from the checkpoint '
                                f'({int(class_means.valid.sum())}/{class_means.num_classes} classes).')
