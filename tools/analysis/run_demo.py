@@ -76,12 +76,14 @@ def train(name: str, config: str, work_dir: str, options: list, step: str, force
     if options:
         cmd += ['--cfg-options', *options]
     start = time.time()
+    shown = None
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(2)
-            print(f'\r{step} {name}: {progress(log_path)} [{time.time() - start:.0f}s]'.ljust(100), end='',
-                  flush=True)
+            if progress(log_path) != shown:  # redraw the line when the run moves on
+                shown = progress(log_path)
+                print(f'\r{step} {name}: {shown} [{time.time() - start:.0f}s]'.ljust(100), end='', flush=True)
     print(f'\r{step} {name}: done in {time.time() - start:.0f}s'.ljust(100), flush=True)
     if proc.returncode:
         sys.exit(f'{name} failed (exit {proc.returncode}); see {log_path}:\n' + tail(log_path))

@@ -1,4 +1,5 @@
 """RoI-aligned distillation for two-stage detectors: the teacher's RoI head runs on the student's RoIs."""
+from contextlib import ExitStack
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -31,12 +32,13 @@ class RoIDistill(TeacherStudentDistill):
     RoI sampling and its own losses, all thrown away, and its recorded RoI tensors describe other boxes than the
     student's. One step of ``RoIDistill`` instead (methods.md section 4, fix (i); as in the ND authors' code):
 
-    1. runs the student's normal ``loss`` forward inside the student recorders (RPN, sampling, task losses);
-    2. runs the teacher, frozen, wholly in eval mode and without gradients, through ``extract_feat`` and then
-       its RoI extractor and bbox head **on the student's sampled RoIs** (``StandardRoIHead._bbox_forward``), so
-       that row ``i`` of every teacher RoI tensor belongs to the same box as row ``i`` of the student's. The
-       teacher never runs RPN, sampling or losses, and skips the RoI head when no loss reads it;
-    3. computes the distillation losses of ``distiller`` (mmrazor ``ConfigurableDistiller``).
+    1. runs the teacher, frozen, wholly in eval mode and without gradients, through ``extract_feat``;
+    2. runs the student's normal ``loss`` forward inside the student recorders (RPN, sampling, task losses);
+    3. runs the teacher's RoI extractor and bbox head **on the student's sampled RoIs**
+       (``StandardRoIHead._bbox_forward``), so that row ``i`` of every teacher RoI tensor belongs to the same box
+       as row ``i`` of the student's. The teacher never runs RPN, sampling or losses, skips the RoI head when no
+       loss reads it, and does not run at all when no loss reads it or distillation is stopped;
+    4. computes the distillation losses of ``distiller`` (mmrazor ``ConfigurableDistiller``).
 
     Besides whatever recorders the config declares, the distiller gets these by name (``R`` = RoIs sampled in
     the batch, ``C`` = RoI feature width, ``K`` = number of classes):
@@ -78,8 +80,8 @@ class RoIDistill(TeacherStudentDistill):
                          teacher_module_inplace=teacher_module_inplace, **kwargs)
         self._check_heads()
         used = self._used_sources(from_student=False)
-        self._teacher_runs = bool(used) or self.class_means is not None
         ema = self.class_means is not None and self.class_means.momentum is not None
+        self._teacher_runs = bool(used) or ema  # exact class means come from ClassMeansHook's own pass
         self._teacher_runs_roi_head = ema or any(not src.startswith(('backbone', 'neck')) for src in used)
 
     # ------------------------------------------------------------------ checks
@@ -109,19 +111,25 @@ class RoIDistill(TeacherStudentDistill):
     # ------------------------------------------------------------------ training step
     def loss(self, batch_inputs: Tensor, data_samples: Optional[SampleList] = None) -> Dict[str, Tensor]:
         losses = dict()
-        with self.distiller.student_recorders:
-            if self.calculate_student_loss:
-                losses.update(add_prefix(self.student(batch_inputs, data_samples, mode='loss'), 'student'))
-            else:
-                with torch.set_grad_enabled(self.student_trainable):
-                    self.student(batch_inputs, data_samples, mode='loss')
-        if self.distillation_stopped:  # StopDistillHook: the student trains alone, the teacher rests
+        distill = not self.distillation_stopped  # StopDistillHook: the student trains alone, the teacher rests
+        with ExitStack() as teacher_recording:
+            if distill and self._teacher_runs:
+                # The teacher's backbone and neck run first, so their activations are freed before the
+                # student's (kept for backward) exist: the peak memory is that of mmrazor's teacher-first order.
+                teacher_recording.enter_context(self.distiller.teacher_recorders)
+                with torch.no_grad():
+                    teacher_feats = self.teacher.extract_feat(batch_inputs)
+            with self.distiller.student_recorders:
+                if self.calculate_student_loss:
+                    losses.update(add_prefix(self.student(batch_inputs, data_samples, mode='loss'), 'student'))
+                else:
+                    with torch.set_grad_enabled(self.student_trainable):
+                        self.student(batch_inputs, data_samples, mode='loss')
+            if distill and self._teacher_runs_roi_head:
+                with torch.no_grad():
+                    self.teacher.roi_head._bbox_forward(teacher_feats, self._record('rois', True, data_idx=1))
+        if not distill:
             return losses
-        if self._teacher_runs:
-            with self.distiller.teacher_recorders, torch.no_grad():
-                feats = self.teacher.extract_feat(batch_inputs)
-                if self._teacher_runs_roi_head:
-                    self.teacher.roi_head._bbox_forward(feats, self._record('rois', True, data_idx=1))
         if self.class_means is not None and self.class_means.momentum is not None:
             self.class_means.update(self._record('roi_feat', False, data_idx=0),
                                     self._record('roi_targets', True, data_idx=0),
