@@ -29,6 +29,7 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
 6. :func:`setup_cpu_distributed` (called by the tools, not at import): distributed training and testing on a
    machine without CUDA.
 """
+import atexit
 import os.path as osp
 import pickle
 import re
@@ -37,6 +38,7 @@ import types
 from collections.abc import Mapping
 
 import torch
+import torch.distributed as dist
 
 from . import _mim_hook
 
@@ -191,6 +193,9 @@ def setup_cpu_distributed(cfg) -> None:
         init_dist(cfg.launcher, **dist_cfg)
     finally:
         torch.cuda.set_device = set_device
+    # Without this, gloo's threads can abort the process at interpreter exit ("terminate called without an
+    # active exception") after training has finished.
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel',
