@@ -1,1 +1,1 @@
-from . import algorithms, backbones, classifiers, connectors, losses  # noqa: F401
+from . import algorithms, backbones, classifiers, connectors, losses, utils  # noqa: F401

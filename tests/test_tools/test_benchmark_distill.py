@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MODES = ('student', 'teacher_fwd', 'mmrazor', 'mmkd')
+MODES = ('student', 'teacher_fwd', 'mmrazor', 'mmkd_nchw', 'mmkd')
 RATIOS = ('mmkd_over_mmrazor', 'mmkd_over_student_plus_teacher_fwd')
 
 
@@ -28,6 +28,7 @@ def test_benchmark_distill_reports_every_mode_and_both_ratios(tmp_path):
     for ratio in RATIOS:
         assert re.search(rf'^{ratio}\s+{number}\s+\(goal <= [\d.]+: (met|NOT met)\)$', proc.stdout, re.M), \
             proc.stdout
+    assert re.search(rf'^mmkd_nchw_over_mmrazor\s+{number}$', proc.stdout, re.M), proc.stdout
     assert '1 x 64x48 images' in proc.stdout
 
     result = json.loads(out.read_text())
@@ -40,6 +41,17 @@ def test_benchmark_distill_reports_every_mode_and_both_ratios(tmp_path):
     assert math.isclose(result['ratios']['mmkd_over_mmrazor'], modes['mmkd']['median_s'] / modes['mmrazor']['median_s'])
     assert math.isclose(result['ratios']['mmkd_over_student_plus_teacher_fwd'], modes['mmkd']['median_s'] / reference)
     assert result['goals'] == dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.05)
+    assert result['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=True)
+
+
+def test_benchmark_distill_cfg_options_reach_the_model(tmp_path):
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', 'configs/demo/faster_rcnn_r50_r18_kd.py',
+           '--img-size', '64', '48', '--batch-size', '1', '--repeats', '1', '--warmup', '0', '--json', str(out),
+           '--cfg-options', 'model.teacher_channels_last=False']
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert json.loads(out.read_text())['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=False)
 
 
 def test_benchmark_distill_refuses_a_config_that_is_not_roi_distill():

@@ -75,6 +75,23 @@ def test_dry_run_lists_the_commands(tmp_path):
         assert 'max_epochs' not in line  # no --epochs: the configs' schedules
 
 
+def test_variants_add_rows_with_their_options(tmp_path):
+    work_dir = tmp_path / 'dry'
+    opt = 'model.distiller.distill_losses.loss_nc.loss_weight=0.1'
+    out = _study('--work-dir', str(work_dir), '--seeds', '3', '--methods', 'baseline', '--variant', 'nc_w0.1', 'nc',
+                 opt, '--variant', 'base_lr', 'baseline', 'optim_wrapper.optimizer.lr=0.2', '--dry-run')
+    lines = out.strip().splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith('[3/4] nc_w0.1 seed 3: tools/train.py configs/cls/synthetic/nc_res20_res8_synthetic.py '
+                               f'--work-dir {work_dir}/nc_w0.1_seed3')
+    assert lines[2].endswith(opt) and 'model.teacher_ckpt=' in lines[2]
+    assert lines[3].endswith('optim_wrapper.optimizer.lr=0.2') and 'teacher_ckpt' not in lines[3]  # student alone
+    for bad in (['x', 'nope', 'a=1'], ['x', 'nc'], ['x', 'nc', 'no_equals'], ['baseline', 'nc', 'a=1']):
+        proc = subprocess.run([sys.executable, SCRIPT, '--methods', 'baseline', '--variant', *bad, '--dry-run'],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and '--variant' in proc.stderr
+
+
 def test_summary_statistics_and_final_top1(tmp_path):
     study = _load_script()
     values = dict(baseline=[50.0, 52.0, 57.0], kd=[55.0, 54.0, 59.5], nc=[40.0])

@@ -3,7 +3,7 @@ several seeds on the synthetic 32x32 shapes set (10 classes), summarised as mean
 
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp nc icd] \
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-test 5000] [--epochs E] [--teacher-epochs E] \
-        [--threads 2] [--dry-run]
+        [--threads 2] [--variant NAME METHOD KEY=VALUE ...] [--dry-run]
 
 The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into
 ``<work-dir>/teacher``, each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
@@ -11,6 +11,12 @@ subprocess (log: ``<run>/train.log``). A run whose final checkpoint and record (
 wall time, the command) match the present arguments is skipped, so an interrupted study resumes where it stopped.
 The configs are ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. The
 results (``--out`` markdown and the same name with ``.json``) include the wall time of every run.
+
+``--variant NAME METHOD KEY=VALUE ...`` (repeatable) adds a row NAME: METHOD's config with those
+``--cfg-options`` (trained into ``<work-dir>/<NAME>_seed<S>``), e.g. a loss-weight sweep::
+
+    python tools/analysis/cls_study.py --methods baseline nc \
+        --variant nc_w0.1 nc model.distiller.distill_losses.loss_nc.loss_weight=0.1
 """
 import argparse
 import glob
@@ -45,8 +51,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
     parser.add_argument('--out', help='results markdown (default: <work-dir>/results.md)')
+    parser.add_argument('--variant', nargs='+', action='append', default=[], metavar='NAME METHOD KEY=VALUE',
+                        help='an extra row NAME: METHOD\'s config with these --cfg-options (repeatable)')
     parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
     args = parser.parse_args(argv)
+    args.rows = {m: (METHODS[m], []) for m in args.methods}  # row name -> (config, extra --cfg-options)
+    for name, *rest in args.variant:
+        if len(rest) < 2 or rest[0] not in METHODS or any('=' not in opt for opt in rest[1:]):
+            parser.error(f'--variant {name} {" ".join(rest)}: expected NAME METHOD KEY=VALUE [KEY=VALUE ...] with '
+                         f'METHOD in {list(METHODS)}')
+        if name in args.rows or name == 'teacher':
+            parser.error(f'--variant {name}: the name is taken; choose another')
+        args.rows[name] = (METHODS[rest[0]], rest[1:])
     for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
@@ -61,8 +77,9 @@ def max_epochs(config: str, override) -> int:
     return override or Config.fromfile(osp.join(REPO, config)).train_cfg.max_epochs
 
 
-def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None) -> list:
-    """``tools/train.py`` with the data root, seed, (optional) epochs and teacher checkpoint overridden."""
+def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None, extra=()) -> list:
+    """``tools/train.py`` with the data root, seed, (optional) epochs and teacher checkpoint overridden, then
+    the ``extra`` options."""
     opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
                                                                           'test_dataloader')]
     opts.append(f'randomness.seed={seed}')
@@ -72,6 +89,7 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
                                                'default_hooks.checkpoint.interval')]
     if teacher_ckpt:
         opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+    opts += list(extra)
     return [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
 
 
@@ -170,13 +188,14 @@ def main(argv=None) -> dict:
     t_key = dict(cmd=t_cmd[1:], data=data)
     t_ckpt = osp.join(t_dir, f'epoch_{t_epochs}.pth')
     jobs = {('teacher', 0): (t_cmd, t_dir, t_epochs, t_key)}  # (method, seed) -> (command, work dir, epochs, key)
-    epochs = {m: max_epochs(f'{CONFIG_DIR}/{METHODS[m]}', args.epochs) for m in args.methods}
-    for method in args.methods:
+    epochs = {m: max_epochs(f'{CONFIG_DIR}/{cfg}', args.epochs) for m, (cfg, _) in args.rows.items()}
+    for method, (config, extra) in args.rows.items():
+        student_only = config == METHODS['baseline']
         for seed in args.seeds:
             work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
-            cmd = train_command(f'{CONFIG_DIR}/{METHODS[method]}', work_dir, seed, args, args.epochs,
-                                None if method == 'baseline' else t_ckpt)
-            key = dict(cmd=cmd[1:], data=data, **({} if method == 'baseline' else dict(teacher=t_key)))
+            cmd = train_command(f'{CONFIG_DIR}/{config}', work_dir, seed, args, args.epochs,
+                                None if student_only else t_ckpt, extra)
+            key = dict(cmd=cmd[1:], data=data, **({} if student_only else dict(teacher=t_key)))
             jobs[method, seed] = (cmd, work_dir, epochs[method], key)
     if not args.dry_run:
         from mmkd.datasets.synthetic import generate_cifar_like
@@ -185,7 +204,7 @@ def main(argv=None) -> dict:
             for i, (job, spec) in enumerate(jobs.items(), 1)}
     if args.dry_run:
         return {}
-    top1 = {m: [runs[m, s]['top1'] for s in args.seeds] for m in args.methods}
+    top1 = {m: [runs[m, s]['top1'] for s in args.seeds] for m in args.rows}
     stats = summarise(top1, statistics.fmean(top1['baseline']) if 'baseline' in top1 else None)
     import torch
     results = dict(
@@ -194,8 +213,9 @@ def main(argv=None) -> dict:
               f'(10 classes, {args.num_train} training images)',
         data=dict(root=args.data_root, **data), seeds=args.seeds,
         teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, **{k: runs['teacher', 0][k] for k in ('top1', 'wall_s')}),
-        methods={m: dict(config=METHODS[m], epochs=epochs[m], top1=top1[m],
-                         wall_s=[runs[m, s]['wall_s'] for s in args.seeds], **stats[m]) for m in args.methods},
+        methods={m: dict(config=' '.join([cfg, *extra]), epochs=epochs[m], top1=top1[m],
+                         wall_s=[runs[m, s]['wall_s'] for s in args.seeds], **stats[m])
+                 for m, (cfg, extra) in args.rows.items()},
         command=shlex.join([osp.relpath(sys.executable, REPO), osp.relpath(osp.abspath(__file__), REPO),
                             *(sys.argv[1:] if argv is None else argv)]),
         machine=f'{platform.platform()}, {cpu_name()}, {os.cpu_count()} CPUs, {args.threads} torch threads per run, '

@@ -7,6 +7,7 @@ import torch
 from mmrazor.models import SingleTeacherDistill
 from torch import Tensor
 
+from mmkd.models.utils import fuse_conv_bn_
 from mmkd.registry import MODELS
 from mmkd.structures import ClassMeans
 
@@ -31,16 +32,25 @@ class TeacherStudentDistill(SingleTeacherDistill):
       dropout and drop-path stochastic), unless ``teacher_trainable``.
     * the recorders of :attr:`STUDENT_RECORDERS` / :attr:`TEACHER_RECORDERS`, added to the distiller's by name
       (the config's own recorders of the same name win);
-    * checks at build time, before any weights are built, so that a wrong config fails in seconds.
+    * checks at build time, before any weights are built, so that a wrong config fails in seconds;
+    * a faster frozen teacher, same function: ``teacher_fuse_conv_bn`` folds every BatchNorm into the convolution
+      that feeds it (:func:`~mmkd.models.utils.fuse_conv_bn_`, checked on a traced input; teacher outputs then
+      differ from the unfused ones by float rounding only), and ``teacher_channels_last`` stores the teacher's
+      convolution weights channels-last and feeds it channels-last inputs (:meth:`teacher_inputs`). Both change
+      the teacher's entries in the state dict / memory layout, so a checkpoint of the algorithm loads into an
+      algorithm built with the same two settings.
 
     The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
 
     STUDENT_RECORDERS: Dict[str, Dict] = {}
     TEACHER_RECORDERS: Dict[str, Dict] = {}
+    #: side of the random image the teacher's Conv/BN pairs are traced on (``teacher_fuse_conv_bn``)
+    TRACE_SIZE = 64
 
     def __init__(self, distiller: Dict, *args, teacher_ckpt: Optional[str] = None,
-                 class_means: Optional[Dict] = None, **kwargs) -> None:
+                 class_means: Optional[Dict] = None, teacher_fuse_conv_bn: bool = True,
+                 teacher_channels_last: bool = False, **kwargs) -> None:
         if kwargs.get('teacher_trainable'):
             raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
                              f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
@@ -74,6 +84,20 @@ class TeacherStudentDistill(SingleTeacherDistill):
                     f'`class_means=dict()` to the algorithm (model) config and '
                     f'`dict(type=\'mmkd.ClassMeansHook\')` to custom_hooks.')
             loss.bind_class_means(self.class_means)
+        self.teacher_channels_last = teacher_channels_last
+        self.teacher.eval()
+        if teacher_fuse_conv_bn:
+            image = torch.randn(1, 3, self.TRACE_SIZE, self.TRACE_SIZE, generator=torch.Generator().manual_seed(0))
+            fuse_conv_bn_(self.teacher, lambda: self.teacher.extract_feat(image))
+        if teacher_channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
+
+    def teacher_inputs(self, batch_inputs: Tensor) -> Tensor:
+        """``batch_inputs`` in the memory layout the teacher runs in (channels-last with
+        ``teacher_channels_last``)."""
+        if self.teacher_channels_last and batch_inputs.dim() == 4:
+            return batch_inputs.contiguous(memory_format=torch.channels_last)
+        return batch_inputs
 
     @property
     def needs_class_means(self) -> bool:

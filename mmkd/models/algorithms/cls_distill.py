@@ -139,7 +139,7 @@ class ClsDistill(TeacherStudentDistill):
 
     def _teacher_forward(self, batch_inputs: Tensor) -> Tensor:
         """``backbone -> neck`` (-> ``head`` when read) of the teacher; returns its feature ``[B, C_t]``."""
-        maps = self.teacher.backbone(batch_inputs)
+        maps = self.teacher.backbone(self.teacher_inputs(batch_inputs))
         feat = self.teacher.neck(maps)
         if self._teacher_runs_head:
             self.teacher.head(feat, maps[-1])
@@ -150,5 +150,5 @@ class ClsDistill(TeacherStudentDistill):
     def collect_class_features(self, batch_inputs: Tensor,
                                data_samples: List[BaseDataElement]) -> Tuple[Tensor, Tensor]:
         """Teacher penultimate features ``[B, C_t]`` and ground-truth labels ``[B]`` (KD++'s class centres)."""
-        feats = self.teacher.extract_feat(batch_inputs)
+        feats = self.teacher.extract_feat(self.teacher_inputs(batch_inputs))
         return feats, stack_gt_labels(data_samples).to(feats.device)

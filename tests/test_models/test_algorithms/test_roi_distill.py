@@ -49,13 +49,26 @@ def fill_class_means(model, seed: int = 0) -> None:
 
 
 def identical_pair(method: str = 'nd'):
-    """Teacher and student of the same architecture (R18), the teacher holding the student's weights."""
-    cfg = demo_model_cfg(method)
+    """Teacher and student of the same architecture (R18), the teacher holding the student's weights, unfused
+    and in the default layout (so that both compute exactly the same)."""
+    cfg = demo_model_cfg(method, teacher_fuse_conv_bn=False, teacher_channels_last=False)
     cfg['architecture']['backbone']['norm_eval'] = True  # BN then behaves alike in train (student) and eval
     cfg['teacher'] = copy.deepcopy(cfg['architecture'])
     model = build(cfg)
     model.teacher.load_state_dict(model.student.state_dict())
     return model
+
+
+def randomise_batchnorms(module: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm statistics and affine parameters far from their (identity-like) initial values."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
+            m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+            m.weight.data.copy_(0.5 + torch.rand(n, generator=gen))
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
 
 
 def test_teacher_roi_tensors_match_the_students_roi_by_roi():
@@ -79,6 +92,36 @@ def test_teacher_roi_tensors_match_the_students_roi_by_roi():
     expected = (1 - cos)[weights > 0].mean()
     torch.testing.assert_close(losses['distill.loss_nd'].detach(), expected, rtol=1e-5, atol=1e-6)
     assert {'student.loss_cls', 'student.loss_bbox', 'student.loss_rpn_cls'} <= set(losses)
+
+
+def test_fused_channels_last_teacher_matches_its_checkpoint(tmp_path):
+    """By default the teacher's BatchNorms are folded into its convolutions (after its checkpoint is loaded) and
+    it runs channels-last; its RoI tensors still match those of the same weights run as the student, and the
+    channels-last feature maps reach mmcv's roi_align in NCHW (else the RoI features would be garbage)."""
+    cfg = demo_model_cfg('nd')
+    cfg['architecture']['backbone']['norm_eval'] = True
+    student = build(cfg).student
+    randomise_batchnorms(student)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=student.state_dict()), ckpt)
+    cfg.update(teacher=copy.deepcopy(cfg['architecture']), teacher_ckpt=str(ckpt))
+    model = build(cfg)
+    model.student.load_state_dict(student.state_dict())
+    fill_class_means(model)
+    assert model.teacher_channels_last and not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.teacher.modules())  # every BatchNorm folded
+    assert model.teacher.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    model.train()
+    model.loss(*batch())
+    record = model.distiller.get_record
+    s_feat, t_feat = record('roi_feat', True, data_idx=0), record('roi_feat', False, data_idx=0)
+    s_feat, s_logits = s_feat.detach(), record('roi_logits', True).detach()
+    t_logits = record('roi_logits', False)
+    torch.testing.assert_close(t_feat, s_feat, rtol=0, atol=1e-4 * float(s_feat.abs().max()))
+    torch.testing.assert_close(t_logits, s_logits, rtol=0, atol=1e-4 * float(s_logits.abs().max()))
+    # a checkpoint of the algorithm loads into an algorithm built the same way (tools/test.py, --resume)
+    again = build(demo_model_cfg('nd', teacher=copy.deepcopy(cfg['architecture'])))
+    again.load_state_dict(model.state_dict())
 
 
 def test_distill_losses_backpropagate_into_the_student_only():
