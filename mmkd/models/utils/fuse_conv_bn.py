@@ -3,8 +3,8 @@
 A BatchNorm in eval mode is an affine map per channel, ``y = (x - mu) * g / sqrt(var + eps) + b``; after a
 convolution ``x = W * z + c`` it folds into that convolution:
 ``W' = W * s``, ``c' = (c - mu) * s + b`` with ``s = g / sqrt(var + eps)`` per output channel. The frozen teacher
-then skips one full read and write of every BatchNorm's activation map (CPU, R101-FPN at 1333x800: ~9% of its
-forward time; see ``tools/analysis/benchmark_distill.py``).
+then skips one full read and write of every BatchNorm's activation map (``tools/analysis/benchmark_distill.py``
+shows the effect on a whole distillation step).
 
 mmcv's ``fuse_conv_bn`` pairs a BatchNorm with the convolution *registered* just before it, which is wrong for
 any module whose registration order differs from its data flow. Here the pairs come from the data flow: one
