@@ -92,6 +92,18 @@ def test_variants_add_rows_with_their_options(tmp_path):
         assert proc.returncode == 2 and '--variant' in proc.stderr
 
 
+def test_teacher_dir_reuses_a_teacher_from_another_study(tmp_path):
+    work_dir, teacher_dir = tmp_path / 'longer', tmp_path / 'first' / 'teacher'
+    out = _study('--work-dir', str(work_dir), '--teacher-dir', str(teacher_dir), '--seeds', '0', '--methods',
+                 'kd', '--dry-run')
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith('[1/2] teacher seed 0: tools/train.py configs/cls/synthetic/res20_teacher_synthetic.py '
+                               f'--work-dir {teacher_dir} ')
+    assert f'--work-dir {work_dir}/kd_seed0 ' in lines[1]
+    assert f'model.teacher_ckpt={teacher_dir}/epoch_18.pth' in lines[1]
+
+
 def test_summary_statistics_and_final_top1(tmp_path):
     study = _load_script()
     values = dict(baseline=[50.0, 52.0, 57.0], kd=[55.0, 54.0, 59.5], nc=[40.0])

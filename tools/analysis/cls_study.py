@@ -5,8 +5,8 @@ several seeds on the synthetic 32x32 shapes set (10 classes), summarised as mean
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-test 5000] [--epochs E] [--teacher-epochs E] \
         [--threads 2] [--variant NAME METHOD KEY=VALUE ...] [--dry-run]
 
-The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into
-``<work-dir>/teacher``, each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
+The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into ``--teacher-dir``
+(default ``<work-dir>/teacher``), each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
 subprocess (log: ``<run>/train.log``). A run whose final checkpoint and record (``<run>/study_run.json``: top-1,
 wall time, the command) match the present arguments is skipped, so an interrupted study resumes where it stopped.
 The configs are ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. The
@@ -45,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     parser.add_argument('--work-dir', default='work_dirs/cls_study')
     parser.add_argument('--data-root', help='synthetic data folder (default: <work-dir>/data)')
+    parser.add_argument('--teacher-dir', help='the teacher\'s work dir (default: <work-dir>/teacher); a teacher '
+                        'that an earlier study trained there on the same data and epochs is reused')
     parser.add_argument('--num-train', type=int, default=10000, help='training images')
     parser.add_argument('--num-test', type=int, default=5000, help='test images')
     parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
@@ -68,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     args.work_dir = osp.abspath(args.work_dir)
     args.data_root = osp.abspath(args.data_root or osp.join(args.work_dir, 'data'))
+    args.teacher_dir = osp.abspath(args.teacher_dir or osp.join(args.work_dir, 'teacher'))
     args.out = osp.abspath(args.out or osp.join(args.work_dir, 'results.md'))
     return args
 
@@ -182,7 +185,7 @@ def cpu_name() -> str:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     data = dict(num_train=args.num_train, num_test=args.num_test)
-    t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', osp.join(args.work_dir, 'teacher')
+    t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', args.teacher_dir
     t_epochs = max_epochs(t_cfg, args.teacher_epochs)
     t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs)
     t_key = dict(cmd=t_cmd[1:], data=data)

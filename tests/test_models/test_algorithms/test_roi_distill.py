@@ -10,6 +10,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from mmkd.registry import MODELS
+from mmkd.testing import randomise_batchnorms
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -57,18 +58,6 @@ def identical_pair(method: str = 'nd'):
     model = build(cfg)
     model.teacher.load_state_dict(model.student.state_dict())
     return model
-
-
-def randomise_batchnorms(module: torch.nn.Module, seed: int = 0) -> None:
-    """Give every BatchNorm statistics and affine parameters far from their (identity-like) initial values."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-            m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
-            m.weight.data.copy_(0.5 + torch.rand(n, generator=gen))
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
 
 
 def test_teacher_roi_tensors_match_the_students_roi_by_roi():

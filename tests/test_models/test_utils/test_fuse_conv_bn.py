@@ -13,21 +13,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import mmkd  # noqa: F401
 from mmkd.models.utils import fuse_conv_bn_, trace_conv_bn_pairs
 from mmkd.registry import MODELS
+from mmkd.testing import randomise_batchnorms
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-
-def randomise_batchnorms(module: nn.Module, seed: int = 0) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-            m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
-            if m.affine:
-                m.weight.data.copy_(0.5 + torch.rand(n, generator=gen))
-                m.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
-    return module.eval()
 
 
 class RegisteredOutOfOrder(nn.Module):

@@ -1,30 +1,14 @@
 # DKD++ on CIFAR-100 (arXiv 2305.17007): CE + DKD (mmrazor's DKDLoss, T=4, warmed up over 20 epochs) + ND, with
 # the teacher's class means computed by ClassMeansHook. Pair configs set alpha, beta and the ND weight.
-_base_ = ['../datasets/cifar100.py', '../schedules/cifar100_240e.py', '../default_runtime.py']
+_base_ = [
+    '../models/cifar100_cls_distill.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py',
+    '../default_runtime.py'
+]
 
 model = dict(
-    type='ClsDistill',
-    architecture=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None,
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None,
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher_ckpt=None,  # set by each pair config
     class_means=dict(num_classes=100, feat_dim=None),  # feat_dim = the teacher's width
     loss_warmup=dict(loss_dkd=20),
     distiller=dict(
-        type='ConfigurableDistiller',
         # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
         distill_losses=dict(
             loss_dkd=dict(type='DKDLoss', tau=4, alpha=1.0, beta=8.0, reduction='batchmean', loss_weight=1.0),

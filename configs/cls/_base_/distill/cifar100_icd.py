@@ -3,29 +3,15 @@
 # CD-SDD-KD defaults. Deviation: the KD term is plain KD on the global logits, not SDD's multi-region KD.
 # gamma = 2.0 is the released code's default (CD.GAMMA); the CIFAR result folders are named "gamma8", so the
 # paper's CIFAR value may be 8 (methods.md 3(b)). iCD's schedule: batch 64 on one GPU, lr 0.01, no Nesterov.
-_base_ = ['../datasets/cifar100.py', '../schedules/cifar100_240e.py', '../default_runtime.py']
+_base_ = [
+    '../models/cifar100_cls_distill.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py',
+    '../default_runtime.py'
+]
 
 model = dict(
-    type='ClsDistill',
-    architecture=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None, local_scales=(1, 2, 4),
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=0.1))),
-    teacher=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None, local_scales=(1, 2, 4),
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher_ckpt=None,  # set by each pair config
+    architecture=dict(head=dict(local_scales=(1, 2, 4), loss=dict(loss_weight=0.1))),  # 0.1 CE
+    teacher=dict(head=dict(local_scales=(1, 2, 4))),
     distiller=dict(
-        type='ConfigurableDistiller',
         student_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
         teacher_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
         # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)

@@ -2,30 +2,14 @@
 # (prototype contrast + prototype alignment + ETF/Gram transfer against the teacher's class means; methods.md
 # 2(b)). This is mmkd's reconstruction, not the authors' equations; the paper's weights are unknown, so every term
 # has weight 1 (the suggested starting point).
-_base_ = ['../datasets/cifar100.py', '../schedules/cifar100_240e.py', '../default_runtime.py']
+_base_ = [
+    '../models/cifar100_cls_distill.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py',
+    '../default_runtime.py'
+]
 
 model = dict(
-    type='ClsDistill',
-    architecture=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None,
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[129.31, 124.06, 112.43], std=[68.16, 65.38, 70.43], bgr_to_rgb=False),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, in_channels=None,
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher_ckpt=None,  # set by each pair config
     class_means=dict(num_classes=100, feat_dim=None),  # feat_dim = the teacher's width
     distiller=dict(
-        type='ConfigurableDistiller',
         # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
         distill_losses=dict(
             loss_nc=dict(type='NCLoss', loss_weight=1.0, contrast_weight=1.0, align_weight=1.0, nc2_weight=1.0,

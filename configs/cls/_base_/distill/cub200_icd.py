@@ -1,29 +1,15 @@
 # iCD + KD on CUB-200-2011 (Xue et al., arXiv 2509.12553): 0.1 CE + 0.9 KD (T=4) + 2.0 iCD (gamma = 2, the
 # CUB value) on the 1x1/2x2/4x4 local logits; 224 px crops, batch 64 on one GPU, lr 0.01, 240 epochs x0.1 at
 # 150/180/210, as the released configs. Deviation: plain KD on the global logits instead of SDD's multi-region KD.
-_base_ = ['../datasets/cub200.py', '../schedules/cifar100_240e.py', '../default_runtime.py']
+_base_ = [
+    '../models/imagenet_cls_distill.py', '../datasets/cub200.py', '../schedules/cifar100_240e.py',
+    '../default_runtime.py'
+]
 
 model = dict(
-    type='ClsDistill',
-    architecture=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=200, in_channels=None, local_scales=(1, 2, 4),
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=0.1))),
-    teacher=dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
-        backbone=dict(),  # set by each pair config
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=200, in_channels=None, local_scales=(1, 2, 4),
-                  loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0))),
-    teacher_ckpt=None,  # set by each pair config
+    architecture=dict(head=dict(num_classes=200, local_scales=(1, 2, 4), loss=dict(loss_weight=0.1))),  # 0.1 CE
+    teacher=dict(head=dict(num_classes=200, local_scales=(1, 2, 4))),
     distiller=dict(
-        type='ConfigurableDistiller',
         student_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
         teacher_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
         # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
