@@ -1,4 +1,5 @@
-# Faster R-CNN R101-FPN -> MobileNetV2-FPN, [PROPOSAL] NC-inspired losses (NC1 contrast/alignment, NC2) on the RoI feature + KD.
+# Faster R-CNN R101-FPN -> MobileNetV2-FPN, [PROPOSAL] NC-inspired losses (NC1 contrast/alignment, NC2) on the RoI
+# feature + KD.
 # Train: tools/dist_train.sh configs/faster_rcnn_r101_mbv2_nc.py 8
 _base_ = ['./_base_/distill/faster_rcnn_r101_mbv2.py', './_base_/distill/roi_losses.py']
 

@@ -153,7 +153,8 @@ def test_compute_class_means_tool_writes_a_file_the_hook_can_load(data, teacher_
     from mmkd.structures import ClassMeans
     out = tmp_path / 'means.pth'
     args = ('tools/analysis/compute_class_means.py', 'configs/demo/faster_rcnn_r50_r18_nd.py', '--out', str(out),
-            '--work-dir', str(tmp_path / 'log'), '--max-iters', '2', *options(data, **{'model.teacher_ckpt': teacher_ckpt}))
+            '--work-dir', str(tmp_path / 'log'), '--max-iters', '2',
+            *options(data, **{'model.teacher_ckpt': teacher_ckpt}))
     run(*args)
     means = ClassMeans(num_classes=9, feat_dim=512)
     meta = means.load(str(out))

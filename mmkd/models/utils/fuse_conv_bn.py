@@ -35,9 +35,10 @@ def trace_conv_bn_pairs(module: nn.Module, run: Callable[[], Any]) -> Tuple[List
     """``(conv name, bn name)`` pairs of ``module`` where the BatchNorm reads exactly the convolution's output.
 
     ``run`` calls ``module`` (in eval mode) once on a fixed input, e.g. ``lambda: model.extract_feat(x)`` with
-    ``x = torch.randn(1, 3, 64, 64)`` made beforehand; its return value is returned too. A pair qualifies when both modules ran exactly once, the BatchNorm's
-    input is the convolution's output tensor unchanged since (no in-place op between them), no other BatchNorm
-    read it, the BatchNorm uses running statistics, and its width equals the convolution's output channels.
+    ``x = torch.randn(1, 3, 64, 64)`` made beforehand; its return value is returned too. A pair qualifies when
+    both modules ran exactly once, the BatchNorm's input is the convolution's output tensor unchanged since (no
+    in-place op between them), no other BatchNorm read it, the BatchNorm uses running statistics, and its width
+    equals the convolution's output channels.
     """
     convs = {n: m for n, m in module.named_modules() if isinstance(m, nn.Conv2d)}
     bns = {n: m for n, m in module.named_modules()
