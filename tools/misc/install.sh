@@ -4,60 +4,205 @@
 #   tools/misc/install.sh [EXTRA_REQUIREMENTS_FILE ...]
 #
 # Every step first probes the venv and is skipped when already satisfied, so a second run takes seconds.
-# Environment: VENV (default .venv), TORCH_VERSION (default 2.13.0; a torch already in the venv is kept),
-# MAX_JOBS (default: nproc), FORCE_CUDA=1 (build mmcv's CUDA ops; needs nvcc), TORCH_CUDA_ARCH_LIST.
+# Environment:
+#   VENV (default .venv), TORCH_VERSION (default 2.13.0; a torch already in the venv is kept), MAX_JOBS (nproc),
+#   DRY_RUN=1   run the probes, print the commands that would change the venv ("+ ..."), change nothing.
+# CUDA build of mmcv's ops (opt-in; `make test`, `make demo` and CI use the CPU build):
+#   FORCE_CUDA=1            build mmcv's CUDA ops. A torch without CUDA in the venv is replaced by the CUDA build
+#                           of TORCH_VERSION, installed with `pip install $CUDA_TORCH_PIP_ARGS` (default
+#                           --isolated: pip configuration that prefers a local CPU build is ignored).
+#   TORCH_CUDA_ARCH_LIST    GPU architectures to compile for (default "8.0;9.0": A100, H100/H200).
+#   CUDA_TOOLKIT=auto       the compiler: auto uses a system toolkit ($CUDA_HOME, the nvcc on PATH, /usr/local/cuda)
+#                           when its major version is torch's, else CUDA's compiler and headers from PyPI, installed
+#                           into the venv at the version torch was built with; =system or =pypi forces one.
+#   The mmcv build is recorded in $VENV/mmcv-build.txt (torch, CUDA, architectures); an mmcv without CUDA ops, or
+#   built for another torch or architecture list, is rebuilt without pip's wheel cache.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV=${VENV:-.venv}
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac  # absolute: some probes run from another directory
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 MMCV_VERSION=2.1.0
 PY="$VENV/bin/python"
+DRY_RUN=${DRY_RUN:-0}
+FORCE_CUDA=${FORCE_CUDA:-0}
 
 log() { echo "[install] $*"; }
-pip_install() { log "pip install $*"; "$PY" -m pip install "$@"; }
+die() { echo "[install] ERROR: $*" >&2; exit 1; }
+# Commands that change the environment go through run: printed, and skipped under DRY_RUN=1.
+run() { echo "+ $(printf '%q ' "$@")"; [ "$DRY_RUN" = 1 ] || "$@"; }
+pip_install() { run "$PY" -m pip install "$@"; }
 probe() { "$PY" -c "$1" >/dev/null 2>&1; }
-# True when every requirement of a requirements file is installed at a matching version.
+# True when every requirement of a requirements file is installed at a matching version. opencv-python is also
+# satisfied by another distribution of cv2 (installing it next to one of them would overwrite their files).
 reqs_ok() {
     "$PY" - "$1" >/dev/null 2>&1 <<'PYEOF'
 import sys
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from packaging.requirements import Requirement
+CV2 = ('opencv-python', 'opencv-python-headless', 'opencv-contrib-python', 'opencv-contrib-python-headless')
 for line in open(sys.argv[1]):
     line = line.split('#')[0].strip()
     if line:
         req = Requirement(line)
         if req.marker is None or req.marker.evaluate():
-            assert req.specifier.contains(version(req.name), prereleases=True), req
+            for name in CV2 if req.name == CV2[0] else (req.name, ):
+                try:
+                    if req.specifier.contains(version(name), prereleases=True):
+                        break
+                except PackageNotFoundError:
+                    pass
+            else:
+                sys.exit(f'{req} is not installed')
 PYEOF
 }
-MMCV_OK="import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'"
-if [ "${FORCE_CUDA:-0}" = 1 ]; then  # a cached CPU-only wheel fails this and gets rebuilt
-    MMCV_OK="$MMCV_OK; from mmcv.ops import get_compiling_cuda_version as v; assert v() != 'not available'"
-fi
-build_mmcv() {
-    log "building mmcv $MMCV_VERSION with ops (FORCE_CUDA=${FORCE_CUDA:-0}); first build takes ~10 min on 2 cores"
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-        pip_install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
+
+# The CUDA toolkit that builds mmcv: prints CUDA_HOME. A system toolkit is a folder with bin/nvcc and
+# include/cuda_runtime.h; its release must have torch's CUDA major version.
+system_cuda_home() {
+    local nvcc dir
+    nvcc=$(command -v nvcc || true)
+    for dir in "${CUDA_HOME:-}" "${CUDA_PATH:-}" "${nvcc:+$(dirname "$(dirname "$nvcc")")}" /usr/local/cuda; do
+        if [ -n "$dir" ] && [ -x "$dir/bin/nvcc" ] && [ -f "$dir/include/cuda_runtime.h" ]; then
+            echo "$dir"; return 0
+        fi
+    done
+    if [ -n "$nvcc" ]; then  # e.g. /usr/local/bin/nvcc, a wrapper: ask nvcc where its toolkit is
+        dir=$("$nvcc" -dryrun --version 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n1)
+        [ -n "$dir" ] && [ -f "$dir/include/cuda_runtime.h" ] && { (cd "$dir" && pwd -P); return 0; }
+    fi
+    return 1
+}
+nvcc_release() { "$1/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p'; }
+
+# PyPI packages holding CUDA's compiler and headers at torch's CUDA version: the cuda-toolkit meta-package version
+# that torch pins (torch >= 2.10 with CUDA 13), else the individual wheels at torch's CUDA major.minor.
+pypi_toolkit_packages() {
+    local pinned
+    pinned=$("$PY" -c "import re; from importlib.metadata import requires
+print(next((m.group(1) for r in requires('torch') or () for m in [re.match(r'cuda-toolkit\[.*\]\s*==\s*([\w.]+)', r)]
+           if m), ''))")
+    if [ -n "$pinned" ]; then
+        echo "cuda-toolkit[nvcc,cccl,crt,nvvm,cudart,cublas,cusparse,cusolver]==$pinned"
+    else
+        echo "nvidia-cuda-nvcc==$TORCH_CUDA.* nvidia-nvvm==$TORCH_CUDA.* nvidia-cuda-crt==$TORCH_CUDA.*" \
+             "nvidia-cuda-cccl==$TORCH_CUDA.* nvidia-cuda-runtime==$TORCH_CUDA.*"
+    fi
 }
 
-[ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
-reqs_ok requirements/build.txt || pip_install -r requirements/build.txt
-probe "import importlib.util as u; assert u.find_spec('torch')" || pip_install "torch==$TORCH_VERSION"
-reqs_ok requirements/runtime.txt || pip_install -r requirements/runtime.txt
-if ! probe "$MMCV_OK"; then
-    build_mmcv
-    # pip's wheel cache is keyed by the sdist, not by torch or FORCE_CUDA: a wheel built against another torch
-    # fails to load _ext, a CPU-only one fails the CUDA check; rebuild without the cache.
-    probe "$MMCV_OK" || build_mmcv --no-cache-dir --force-reinstall --no-deps
-    "$PY" -c "$MMCV_OK" || { log "ERROR: mmcv $MMCV_VERSION with ops does not import (see above)"; exit 1; }
-fi
-# mmkd itself, editable, from this checkout (with the venv's setuptools < 81: mmengine needs pkg_resources).
-ROOT=$PWD
-(cd / && "$PY" -c "import importlib.util as u, os, sys; s = u.find_spec('mmkd')
+# FORCE_CUDA=1: a CUDA torch, then CUDA_HOME, TORCH_CUDA_ARCH_LIST and the build environment (CUDA_ENV).
+setup_cuda() {
+    export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
+    if ! probe "import torch; assert torch.version.cuda"; then
+        log "torch in $VENV has no CUDA: installing the CUDA build of torch $TORCH_VERSION"
+        probe "import importlib.util as u; assert u.find_spec('torch')" && run "$PY" -m pip uninstall -y torch
+        # shellcheck disable=SC2086  # CUDA_TORCH_PIP_ARGS is a list of options
+        pip_install ${CUDA_TORCH_PIP_ARGS---isolated} "torch==$TORCH_VERSION"
+        if [ "$DRY_RUN" = 1 ]; then log "dry run: the rest depends on that torch"; exit 0; fi
+        probe "import torch; assert torch.version.cuda" \
+            || die "torch $TORCH_VERSION installed without CUDA; set CUDA_TORCH_PIP_ARGS (e.g. '--index-url \
+https://download.pytorch.org/whl/cu130') to choose a CUDA build"
+    fi
+    TORCH_CUDA=$("$PY" -c "import torch; print(torch.version.cuda)")
+    local major=${TORCH_CUDA%%.*} toolkit=${CUDA_TOOLKIT:-auto} home='' release=''
+    case $toolkit in auto|system|pypi) ;; *) die "CUDA_TOOLKIT=$toolkit: use auto, system or pypi" ;; esac
+    if [ "$toolkit" != pypi ] && home=$(system_cuda_home); then
+        release=$(nvcc_release "$home")
+        if [ "${release%%.*}" != "$major" ]; then
+            [ "$toolkit" = system ] && die "nvcc in $home is CUDA $release, torch was built with CUDA $TORCH_CUDA: \
+install a CUDA $major toolkit, or CUDA_TOOLKIT=pypi"
+            log "system nvcc ($home) is CUDA $release, torch needs CUDA $major: using CUDA from PyPI"
+            home=''
+        fi
+    elif [ "$toolkit" = system ]; then
+        die "CUDA_TOOLKIT=system but no CUDA toolkit found (CUDA_HOME, nvcc on PATH, /usr/local/cuda)"
+    fi
+    if [ -z "$home" ]; then
+        [ "$major" -ge 13 ] || die "CUDA from PyPI needs torch built with CUDA >= 13 (this one: $TORCH_CUDA); \
+install a CUDA $major toolkit and set CUDA_HOME"
+        home=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major
+        if ! { [ -d "$home/nvvm/bin" ] && [ -d "$home/include/crt" ] && [ -d "$home/include/cccl" ] \
+               && [ -f "$home/bin/nvcc" ] && [ "$(nvcc_release "$home" 2>/dev/null)" = "$TORCH_CUDA" ]; }; then
+            local packages
+            read -r -a packages <<<"$(pypi_toolkit_packages)"
+            pip_install "${packages[@]}"
+        fi
+        # The wheels lose the executable bits of nvcc & co and ship libcudart.so.N without the libcudart.so that
+        # torch's extension build links with (-lcudart); nvcc.profile looks for the headers under targets/.
+        [ -x "$home/bin/nvcc" ] && [ -x "$home/nvvm/bin/cicc" ] || run chmod +x "$home"/bin/* "$home"/nvvm/bin/*
+        [ -e "$home/lib/libcudart.so" ] || run ln -s "libcudart.so.$major" "$home/lib/libcudart.so"
+        release=$TORCH_CUDA
+        log "CUDA $release compiler and headers from PyPI: $home"
+    else
+        log "system CUDA $release toolkit: $home"
+    fi
+    CUDA_HOME=$home
+    # Include folders nvcc.profile does not add for a toolkit laid out like the PyPI wheels (no targets/ folder):
+    # CCCL (CUB, Thrust, libcu++, also needed by g++ for the .cpp files), and the headers of the CUDA libraries that
+    # torch's ATen/cuda headers include (cuBLAS, cuSPARSE, cuSOLVER), which torch's nvidia-* wheels hold.
+    local extra cpath=''
+    extra=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major/include
+    [ -d "$CUDA_HOME/include/cccl" ] && cpath=$CUDA_HOME/include/cccl
+    if [ ! -f "$CUDA_HOME/include/cublas_v2.h" ] && [ -f "$extra/cublas_v2.h" ]; then cpath=$cpath${cpath:+:}$extra; fi
+    CUDA_ENV=(CUDA_HOME="$CUDA_HOME" FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST")
+    [ -z "$cpath" ] || CUDA_ENV+=(CPATH="$cpath${CPATH:+:$CPATH}")
+    log "mmcv CUDA ops for torch $("$PY" -c 'import torch; print(torch.__version__)'), nvcc CUDA $release," \
+        "TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST"
+}
+
+build_mmcv() {
+    log "building mmcv $MMCV_VERSION with ops (FORCE_CUDA=$FORCE_CUDA); first build takes ~10 min on 2 cores" \
+        "(CPU), ~25 min per GPU architecture on 2 cores (CUDA)"
+    run env "${CUDA_ENV[@]}" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+        "$PY" -m pip install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
+}
+main() {  # the whole run is parsed before it starts: editing this file meanwhile cannot change a run
+    if [ ! -x "$PY" ]; then
+        log "creating $VENV"
+        run python3 -m venv "$VENV"
+        if [ "$DRY_RUN" = 1 ]; then log "dry run: the rest depends on that venv"; exit 0; fi
+    fi
+    reqs_ok requirements/build.txt || pip_install -r requirements/build.txt
+    CUDA_ENV=()
+    if [ "$FORCE_CUDA" = 1 ]; then
+        setup_cuda
+    else
+        probe "import importlib.util as u; assert u.find_spec('torch')" || pip_install "torch==$TORCH_VERSION"
+    fi
+    reqs_ok requirements/runtime.txt || pip_install -r requirements/runtime.txt
+
+    MMCV_OK="import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'"
+    STAMP=$VENV/mmcv-build.txt
+    if [ "$FORCE_CUDA" = 1 ]; then
+        BUILD_ID="mmcv $MMCV_VERSION torch $("$PY" -c 'import torch; print(torch.__version__)') CUDA $TORCH_CUDA"
+        BUILD_ID="$BUILD_ID arch $TORCH_CUDA_ARCH_LIST"
+        MMCV_OK="$MMCV_OK; from mmcv.ops import get_compiling_cuda_version as v; assert v() != 'not available'"
+        # the CUDA ops must also be those of this torch and architecture list (a CPU-only mmcv fails the check above)
+        MMCV_OK="$MMCV_OK; assert open('$STAMP').read().strip() == '$BUILD_ID'"
+    fi
+    if ! probe "$MMCV_OK"; then
+        if [ "$FORCE_CUDA" = 1 ]; then
+            # pip's wheel cache is keyed by the sdist, not by torch, FORCE_CUDA or the architectures: never use it.
+            run rm -f "$STAMP"
+            build_mmcv --no-cache-dir --force-reinstall --no-deps
+            [ "$DRY_RUN" = 1 ] || echo "$BUILD_ID" >"$STAMP"
+        else
+            build_mmcv
+            # a wheel cached from a build against another torch fails to load _ext: rebuild without the cache.
+            [ "$DRY_RUN" = 1 ] || probe "$MMCV_OK" || build_mmcv --no-cache-dir --force-reinstall --no-deps
+        fi
+        [ "$DRY_RUN" = 1 ] || "$PY" -c "$MMCV_OK" || die "mmcv $MMCV_VERSION with ops does not import (see above)"
+    fi
+    # mmkd itself, editable, from this checkout (with the venv's setuptools < 81: mmengine needs pkg_resources).
+    # The check runs from / so that the checkout's own mmkd/ folder does not answer it.
+    ROOT=$PWD
+    (cd / && "$PY" -c "import importlib.util as u, os, sys; s = u.find_spec('mmkd')
 sys.exit(s is None or os.path.realpath(s.origin) != os.path.realpath(sys.argv[1]))" "$ROOT/mmkd/__init__.py") \
-    || pip_install -e . --no-build-isolation --no-deps
-for extra in "$@"; do
-    reqs_ok "$extra" || pip_install -r "$extra"
-done
-log "environment ready: $VENV"
+        || pip_install -e . --no-build-isolation --no-deps
+    for extra in "$@"; do
+        reqs_ok "$extra" || pip_install -r "$extra"
+    done
+    log "environment ready: $VENV"
+}
+main "$@"
