@@ -52,15 +52,17 @@ class CIFAR100(BaseDataset):
         split: 'train' or 'test'.
         pipeline: transforms applied to each sample.
         test_mode: defaults to ``split == 'test'``.
+        missing_hint: what to tell the user when the files are missing, instead of how to download CIFAR-100
+            (e.g. the synthetic configs name the generator command); ``{data_root}`` is replaced by ``data_root``.
         kwargs: the rest of mmengine's ``BaseDataset`` (``indices``, ``lazy_init``, ...).
     """
 
     def __init__(self, data_root: str = 'data/cifar100', split: str = 'train',
                  pipeline: Sequence[Union[dict, Any]] = (), test_mode: Optional[bool] = None,
-                 metainfo: Optional[dict] = None, **kwargs) -> None:
+                 metainfo: Optional[dict] = None, missing_hint: Optional[str] = None, **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"CIFAR100: split must be 'train' or 'test', got {split!r}.")
-        self.split = split
+        self.split, self.missing_hint = split, missing_hint
         kwargs.setdefault('serialize_data', False)  # samples are views into one array; nothing to gain
         super().__init__(data_root=data_root, pipeline=build_transforms(pipeline), metainfo=metainfo,
                          test_mode=split == 'test' if test_mode is None else test_mode, **kwargs)
@@ -69,9 +71,11 @@ class CIFAR100(BaseDataset):
         for folder in (self.data_root, osp.join(self.data_root, 'cifar-100-python')):
             if all(osp.isfile(osp.join(folder, f)) for f in (self.split, 'meta')):
                 return folder
+        missing = f"CIFAR100: no '{self.split}' and 'meta' files under '{self.data_root}' (nor its cifar-100-python/). "
+        if self.missing_hint:
+            raise FileNotFoundError(missing + self.missing_hint.replace('{data_root}', self.data_root))
         raise FileNotFoundError(
-            f"CIFAR100: no '{self.split}' and 'meta' files under '{self.data_root}' (nor its cifar-100-python/). "
-            f'Download {CIFAR100_URL} and extract it so that {self.data_root}/cifar-100-python/'
+            missing + f'Download {CIFAR100_URL} and extract it so that {self.data_root}/cifar-100-python/'
             '{train,test,meta} exist, or write the synthetic stand-in there with '
             f"`python tools/misc/generate_synthetic_data.py cls --out {self.data_root}` "
             '(mmkd.datasets.synthetic.generate_cifar_like).')

@@ -1,13 +1,19 @@
 """The CIFAR-100 reader on files written here in the official python-pickle format, and its pipeline."""
+import copy
+import glob
+import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 import mmkd  # noqa: F401
 from mmkd.registry import DATASETS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def write_official(folder, n_train=6, n_test=4, num_classes=5):
@@ -71,6 +77,32 @@ def test_train_pipeline_crops_flips_and_collates(tmp_path):
 def test_missing_folder_says_what_to_put_where(tmp_path):
     with pytest.raises(FileNotFoundError, match='cifar-100-python.*generate_synthetic_data.py cls'):
         DATASETS.build(dict(type='CIFAR100', data_root=str(tmp_path / 'nothing')))
+
+
+SYNTHETIC_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cls', 'synthetic', '*.py')))
+
+
+@pytest.mark.parametrize('config', SYNTHETIC_CONFIGS, ids=osp.basename)
+def test_synthetic_configs_say_how_to_generate_missing_data(config, tmp_path):
+    """A synthetic config whose data is missing names the generator command (with the config's data root), not
+    the CIFAR-100 download."""
+    cfg = Config.fromfile(config)
+    root = str(tmp_path / 'not_generated')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = copy.deepcopy(cfg[loader]['dataset'])
+        dataset['data_root'] = root
+        with pytest.raises(FileNotFoundError) as error:
+            DATASETS.build(dataset)
+        message = str(error.value)
+        assert f'python tools/misc/generate_synthetic_data.py cls --out {root} ' in message, message
+        assert 'cifar-100-python.tar.gz' not in message and 'Download' not in message, message
+
+
+def test_cifar100_configs_still_say_where_cifar100_goes(tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'cls', 'cifar100', 'kdpp_res56_res20.py'))
+    dataset = dict(cfg.train_dataloader.dataset, data_root=str(tmp_path / 'cifar100'))
+    with pytest.raises(FileNotFoundError, match=r'Download https://www\.cs\.toronto\.edu/~kriz/cifar-100-python'):
+        DATASETS.build(dataset)
 
 
 def test_bad_files_raise(tmp_path):

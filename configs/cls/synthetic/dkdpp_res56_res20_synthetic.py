@@ -2,10 +2,13 @@
 # epochs).
 _base_ = ['../cifar100/dkdpp_res56_res20.py']
 
-data_root = 'data/synthetic_cifar'  # python tools/misc/generate_synthetic_data.py cls --out data/synthetic_cifar
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
+data_root = 'data/synthetic_cifar'
+# shown when the data is missing, instead of how to download CIFAR-100
+_hint = ('Generate it with: python tools/misc/generate_synthetic_data.py cls --out {data_root} '
+            '--num-train 10000 --num-val 5000 (tools/analysis/cls_study.py generates it itself)')
+train_dataloader = dict(dataset=dict(data_root=data_root, missing_hint=_hint))
+val_dataloader = dict(dataset=dict(data_root=data_root, missing_hint=_hint))
+test_dataloader = dict(dataset=dict(data_root=data_root, missing_hint=_hint))
 train_cfg = dict(max_epochs=30, val_interval=5)
 param_scheduler = dict(milestones=[20, 25])
 default_hooks = dict(checkpoint=dict(interval=5))
@@ -13,3 +16,4 @@ teacher_ckpt = 'work_dirs/res56_teacher_synthetic/epoch_30.pth'  # configs/cls/s
 model = dict(
     architecture=dict(head=dict(num_classes=10)), teacher=dict(head=dict(num_classes=10)),
     class_means=dict(num_classes=10), loss_warmup=dict(loss_dkd=3), teacher_ckpt=teacher_ckpt)
+del _hint

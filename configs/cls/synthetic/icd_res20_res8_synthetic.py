@@ -3,11 +3,14 @@
 # batch 64 with cosine decay.
 _base_ = ['../cifar100/icd_res56_res20.py']
 
-data_root = 'data/synthetic_cifar'  # python tools/misc/generate_synthetic_data.py cls --out data/synthetic_cifar
+data_root = 'data/synthetic_cifar'
+# shown when the data is missing, instead of how to download CIFAR-100
+_hint = ('Generate it with: python tools/misc/generate_synthetic_data.py cls --out {data_root} '
+            '--num-train 10000 --num-val 5000 (tools/analysis/cls_study.py generates it itself)')
 teacher_ckpt = 'work_dirs/cls_study/teacher/epoch_18.pth'  # configs/cls/synthetic/res20_teacher_synthetic.py
 max_epochs = 6
-train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, missing_hint=_hint))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, missing_hint=_hint))
 test_dataloader = val_dataloader
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, end=max_epochs,
@@ -17,3 +20,4 @@ model = dict(
     architecture=dict(backbone=dict(arch='resnet8'), head=dict(num_classes=10)),
     teacher=dict(backbone=dict(arch='resnet20'), head=dict(num_classes=10)),
     teacher_ckpt=teacher_ckpt)
+del _hint
