@@ -18,6 +18,7 @@ Conventions shared by the functions:
 """
 import functools
 import itertools
+import math
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
@@ -25,8 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    'nd_loss', 'icd_loss', 'icd_grouped_loss', 'prototype_directions', 'nc1_contrast_loss', 'nc1_align_loss',
-    'nc2_loss', 'nc3_align_loss', 'prototype_cosine_logits'
+    'nd_loss', 'icd_loss', 'icd_scale_weights', 'icd_grouped_loss', 'prototype_directions', 'nc1_contrast_loss',
+    'nc1_align_loss', 'nc2_loss', 'nc3_align_loss', 'prototype_cosine_logits'
 ]
 
 
@@ -174,9 +175,13 @@ def icd_loss(student_logits: Tensor,
     For every scale ``s`` (its ``s*s`` regions, taken in order from the region axis) and every sample ``b``:
     L2-normalise each region's K-vector, build the region Gram ``G_b = Z_b^T Z_b`` ``[s^2, s^2]``, and take
     ``KL(softmax(G_t,b / tau) || softmax(G_s,b / tau))`` summed over rows and columns. Per scale the KL is
-    summed over samples and divided by ``B``; the scales are weighted ``(1, 2, 3, ...) / sum`` in the given
-    order. The 1x1 scale contributes exactly 0 (its softmax is identically 1). The loop runs over the (few)
-    scales, never over samples or regions.
+    summed over samples and divided by ``B``. Scale ``s`` is weighted ``w_s = (1 + log2 s) / sum_g (1 + log2 g)``
+    -- the official weights, which ``cluster_loss`` tabulates for the scale sets it supports: ``(1,)`` -> 1,
+    ``(1, 2)`` -> 1/3, 2/3, ``(1, 4)`` -> 1/4, 3/4, ``(1, 2, 4)`` -> 1/6, 2/6, 3/6 (a scale's weight depends on
+    the scale, not on its position). [PROPOSAL] The same rule extends them to the sets the official code rejects
+    (e.g. ``(2, 4)`` -> 2/5, 3/5, ``(4,)`` -> 1, the patch ablations of its ``ablation_study.sh``). The 1x1 scale
+    contributes exactly 0 (its softmax is identically 1). The loop runs over the (few) scales, never over
+    samples or regions.
 
     Args:
         student_logits: ``[B, K, P]`` decoupled region logits, ``P = sum(s*s)``, regions ordered scale by scale
@@ -202,12 +207,21 @@ def icd_loss(student_logits: Tensor,
     zs = _unit(student_logits, 1).transpose(1, 2)  # [B, P, K]
     zt = _unit(teacher_logits.detach(), 1).transpose(1, 2)
     ends = itertools.accumulate(s * s for s in scales)
+    weights = icd_scale_weights(scales)
     loss = 0 * student_logits.sum()
-    for i, (s, end) in enumerate(zip(scales, ends)):
+    for s, end, w in zip(scales, ends, weights):
         part_s, part_t = zs[:, end - s * s:end], zt[:, end - s * s:end]
         kl = _relation_kl(part_s @ part_s.transpose(1, 2), part_t @ part_t.transpose(1, 2), tau).sum()
-        loss = loss + 2 * (i + 1) / (len(scales) * (len(scales) + 1)) * kl / max(batch, 1)
+        loss = loss + w * kl / max(batch, 1)
     return loss
+
+
+def icd_scale_weights(scales: Sequence[int]) -> Tuple[float, ...]:
+    """iCD's per-scale weights ``(1 + log2 s) / sum_g (1 + log2 g)``, in the order of ``scales``: the official
+    ``cluster_loss`` table for ``(1,)``, ``(1, 2)``, ``(1, 4)``, ``(1, 2, 4)``; [PROPOSAL] the same rule for other
+    sets (see :func:`icd_loss`)."""
+    ranks = [1 + math.log2(s) for s in scales]
+    return tuple(r / sum(ranks) for r in ranks)
 
 
 @_at_least_float32

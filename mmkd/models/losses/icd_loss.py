@@ -14,8 +14,10 @@ class ICDLoss(nn.Module):
 
     ``loss_weight * sum_g w_g * (1/B) sum_b KL(softmax(G_t,b,g / tau) || softmax(G_s,b,g / tau))`` where
     ``G_b,g`` is the Gram of the L2-normalised class-logit vectors of the regions of scale ``g`` of sample ``b``
-    and ``w_g`` is proportional to ``1, 2, 3, ...``; see :func:`mmkd.models.losses.functional.icd_loss`. The
-    authors' ``gamma`` is ``loss_weight`` (their default 2.0).
+    and ``w_g = (1 + log2 g) / sum_h (1 + log2 h)`` (the official table: ``(1, 2, 4)`` -> 1/6, 2/6, 3/6, ``(1, 4)``
+    -> 1/4, 3/4, ``(1, 2)`` -> 1/3, 2/3; [PROPOSAL] the same rule for scale sets the official code rejects); see
+    :func:`mmkd.models.losses.functional.icd_loss`. The authors' ``gamma`` is ``loss_weight`` (their default
+    2.0).
 
     Args:
         loss_weight: multiplier (iCD's gamma).

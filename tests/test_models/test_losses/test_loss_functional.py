@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmkd.models.losses import ICDLoss
 from mmkd.models.losses.functional import (icd_grouped_loss, icd_loss, nc1_align_loss, nc1_contrast_loss, nc2_loss,
                                            nc3_align_loss, nd_loss, prototype_cosine_logits, prototype_directions)
 
@@ -34,18 +35,58 @@ def kl_rows(gs, gt, tau):
                for r in range(gs.shape[0]))
 
 
+# iCD scale weights by scale, written out by hand: the official ones (1 -> 1, 2 -> 2, 4 -> 3 before normalising,
+# see official_cluster_loss below) and our extension 1 + log2(s) for scale 3
+SCALE_RANK = {1: 1., 2: 2., 3: 1 + 1.584962500721156, 4: 3.}
+
+
 def ref_icd(zs, zt, scales, tau):
     total, start = 0., 0
-    for idx, s in enumerate(scales):
+    for s in scales:
         n = s * s
         kl = 0.
         for b in range(zs.shape[0]):
             a = torch.stack([zs[b, :, r] / zs[b, :, r].norm() for r in range(start, start + n)])
             c = torch.stack([zt[b, :, r] / zt[b, :, r].norm() for r in range(start, start + n)])
             kl = kl + kl_rows(a @ a.T, c @ c.T, tau)
-        total = total + (idx + 1) / sum(range(1, len(scales) + 1)) * kl / zs.shape[0]
+        total = total + SCALE_RANK[s] / sum(SCALE_RANK[g] for g in scales) * kl / zs.shape[0]
         start += n
     return total
+
+
+# Transcription of the official iCD ``cluster_loss`` (github.com/maomaochongaa/iCD, mdistiller/distillers/
+# CD_SDD_DKD.py), including its region-count table. ``extra_table`` adds entries for the region counts the official
+# code rejects (our extension of its weights, written out by hand).
+OFFICIAL_TABLE = {
+    1: ([(0, 1)], [1.0]),
+    5: ([(0, 1), (1, 5)], [1.0 / 3, 2.0 / 3]),
+    17: ([(0, 1), (1, 17)], [1.0 / 4, 3.0 / 4]),
+    21: ([(0, 1), (1, 5), (5, 21)], [1.0 / 6, 2.0 / 6, 3.0 / 6]),
+}
+
+
+def official_cluster_loss(patch_student, patch_teacher, gamma, temperature=1, extra_table=None):
+    patch_student = F.normalize(patch_student, dim=1)
+    patch_teacher = F.normalize(patch_teacher, dim=1)
+    B, C, P = patch_student.shape
+
+    def compute_kl_loss(sim_s, sim_t, temperature):
+        return F.kl_div(
+            F.log_softmax(sim_s / temperature, dim=-1), F.softmax(sim_t / temperature, dim=-1), reduction='batchmean')
+
+    table = {**OFFICIAL_TABLE, **(extra_table or {})}
+    if P not in table:
+        raise NotImplementedError(f'P = {P} not supported')
+    groups, weights = table[P]
+    total_loss = 0.0
+    for (start, end), weight in zip(groups, weights):
+        ps = patch_student[:, :, start:end]
+        pt = patch_teacher[:, :, start:end]
+        sim_s = torch.bmm(ps.transpose(1, 2), ps)
+        sim_t = torch.bmm(pt.transpose(1, 2), pt)
+        loss = compute_kl_loss(sim_s, sim_t, temperature=2) * (temperature**2)
+        total_loss += weight * loss
+    return gamma * total_loss
 
 
 def ref_grouped(zs, zt, groups, tau):
@@ -193,6 +234,23 @@ def test_icd_matches_loop(scales, b, k):
     p = sum(s * s for s in scales)
     zs, zt = torch.randn(b, k, p, generator=g, **D64), torch.randn(b, k, p, generator=g, **D64)
     torch.testing.assert_close(icd_loss(zs, zt, scales, tau=1.5), ref_icd(zs, zt, scales, 1.5), **TOL)
+
+
+@pytest.mark.parametrize('scales', [(1, 2, 4), (1, 4), (1, 2), (1, ), (2, 4), (4, )])
+def test_icd_matches_official_cluster_loss(scales):
+    """The official weights (e.g. 1/4, 3/4 for scales (1, 4), not 1/3, 2/3), against the transcribed code."""
+    g = torch.Generator().manual_seed(sum(scales))
+    p = sum(s * s for s in scales)
+    zs, zt = torch.randn(3, 7, p, generator=g, **D64) * 3, torch.randn(3, 7, p, generator=g, **D64) * 3
+    mine = ICDLoss(loss_weight=2.0, scales=scales)(zs, zt)  # gamma = 2, tau = 2 as the official defaults
+    if p in OFFICIAL_TABLE:
+        torch.testing.assert_close(mine, official_cluster_loss(zs, zt, gamma=2.0), **TOL)
+    else:  # the official code rejects (2, 4) and (4,): our extension of its rule, 1 + log2(s)
+        with pytest.raises(NotImplementedError):
+            official_cluster_loss(zs, zt, gamma=2.0)
+        extra = {20: ([(0, 4), (4, 20)], [2 / 5, 3 / 5]), 16: ([(0, 16)], [1.0])}
+        torch.testing.assert_close(mine, official_cluster_loss(zs, zt, gamma=2.0, extra_table=extra), **TOL)
+    assert mine > 0 or scales == (1, )
 
 
 def test_icd_gradcheck_and_properties():
