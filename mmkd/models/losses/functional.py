@@ -111,14 +111,23 @@ def nd_loss(student_feat: Tensor,
             labels: Tensor,
             class_means: Tensor,
             weight: Optional[Tensor] = None,
-            eps: float = 1e-6) -> Tensor:
+            eps: float = 1e-6,
+            norm_floor: float = 0.1) -> Tensor:
     """ND loss of KD++ (Wang et al., "Improving Knowledge Distillation via Regularizing Feature Norm and
     Direction", arXiv 2305.17007).
 
-    Per sample ``l_i = 1 - <f_s,i, e_{y_i}> / (max(||f_s,i||, ||f_t,i||) + eps)`` with ``e_k = c_k / ||c_k||``
-    the unit direction of the teacher class mean. When ``||f_s|| >= ||f_t||`` this is ``1 - cos(f_s, e_y)``;
-    otherwise it is linear in ``f_s`` and pushes its norm up towards the teacher's. The teacher norm and the
-    class means get no gradient.
+    Per sample ``l_i = 1 - <f_s,i, e_{y_i}> / (max(||f_s,i||, n_i) + eps)`` with ``e_k = c_k / ||c_k||`` the
+    unit direction of the teacher class mean and ``n_i = max(||f_t,i||, norm_floor * ||c_{y_i}||)`` the teacher
+    norm. When ``||f_s|| >= n`` this is ``1 - cos(f_s, e_y)``; otherwise it is linear in ``f_s`` and pushes its
+    norm up towards ``n``. The teacher norm and the class means get no gradient.
+
+    [PROPOSAL] ``norm_floor`` (not in KD++, whose denominator is ``max(||f_s||, ||f_t||)``): the gradient of
+    ``l_i`` has norm at most ``2 / max(||f_s||, n)``, so without a floor a sample whose teacher feature is
+    (near) zero -- post-ReLU detection embeddings, or a projector output -- gets a gradient up to ``1 / eps``
+    when ``f_s`` is also small. With the floor it is at most ``2 / (norm_floor * ||c_y||)`` per sample (divided
+    by the weight sum): a scale set by the teacher's own class mean. A teacher feature normally has a norm
+    comparable to its class mean's, so the floor only changes outlier samples (``||f_t|| < 0.1 ||c_y||``), whose
+    student is then asked for at least that norm. ``norm_floor=0`` restores KD++'s denominator.
 
     Args:
         student_feat: ``[N, D]`` student embeddings (after the projector if widths differ).
@@ -126,9 +135,9 @@ def nd_loss(student_feat: Tensor,
         labels: ``[N]`` int64 class indices into ``class_means``.
         class_means: ``[K, D]`` teacher class means; invalid rows (zero / non-finite) drop their samples.
         weight: optional ``[N]`` sample weights (e.g. mmdet label weights); ``w <= 0`` drops the sample.
-        eps: added to the denominator (post-ReLU detection embeddings can be all zero). A sample with
-            ``f_s = f_t = 0`` has loss 1 and gradient ``-e_y / (N * eps)`` (finite; an upstream ReLU at 0
-            blocks it).
+        eps: added to the denominator. A sample with ``f_s = f_t = 0`` has loss 1 and gradient
+            ``-e_y / (N * (norm_floor * ||c_y|| + eps))``.
+        norm_floor: [PROPOSAL] lower bound of the teacher norm, as a fraction of ``||c_y||``; ``>= 0``.
 
     Returns:
         Scalar: ``sum_i w_i l_i / sum_i w_i`` over the kept samples, 0 (with grad path) if none.
@@ -138,10 +147,14 @@ def nd_loss(student_feat: Tensor,
     _check_2d('teacher_feat', teacher_feat, n, d)
     _check_2d('class_means', class_means, cols=d)
     _check_labels(labels, n, class_means.shape[0])
+    if not norm_floor >= 0:
+        raise ValueError(f'norm_floor must be >= 0 (a fraction of the class-mean norm), got {norm_floor}')
     means = class_means.detach()[labels]  # gather first: O(N D), not O(K D)
     norm, valid = _valid_rows(means)
-    direction = torch.where(valid[:, None], means, 0) * _inverse(torch.where(valid, norm, 0))[:, None]
-    denom = torch.maximum(student_feat.norm(dim=1), teacher_feat.detach().norm(dim=1)) + eps
+    norm = torch.where(valid, norm, 0)
+    direction = torch.where(valid[:, None], means, 0) * _inverse(norm)[:, None]
+    teacher_norm = torch.maximum(teacher_feat.detach().norm(dim=1), norm_floor * norm)
+    denom = torch.maximum(student_feat.norm(dim=1), teacher_norm) + eps
     per_sample = 1 - (student_feat * direction).sum(dim=1) / denom
     weight = _sample_weight(weight, student_feat) * valid
     return _weighted_mean(per_sample, weight, student_feat)

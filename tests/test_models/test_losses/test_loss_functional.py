@@ -18,14 +18,14 @@ def valid_row(row):
     return bool(torch.isfinite(row).all()) and float(row.norm()) > 0
 
 
-def ref_nd(s, t, y, c, w=None, eps=1e-6):
+def ref_nd(s, t, y, c, w=None, eps=1e-6, norm_floor=0.1):
     num = den = 0.
     for i in range(s.shape[0]):
         wi = 1. if w is None else float(w[i])
         if wi <= 0 or not valid_row(c[y[i]]):
             continue
         e = c[y[i]] / c[y[i]].norm()
-        num += wi * (1 - (s[i] @ e) / (max(s[i].norm(), t[i].norm()) + eps))
+        num += wi * (1 - (s[i] @ e) / (max(s[i].norm(), t[i].norm(), norm_floor * c[y[i]].norm()) + eps))
         den += wi
     return num / den if den else torch.zeros(())
 
@@ -175,6 +175,10 @@ def test_nd_matches_loop(n, d, k, seed):
     c[2, 0] = float('nan')  # non-finite mean: its samples are dropped
     torch.testing.assert_close(nd_loss(s, t, y, c), ref_nd(s, t, y, c), **TOL)
     torch.testing.assert_close(nd_loss(s, t, y, c, weight=w), ref_nd(s, t, y, c, w), **TOL)
+    t[::2] *= 0.01  # the teacher norm floor binds on these
+    for floor in (0, 0.1, 0.5):
+        torch.testing.assert_close(nd_loss(s * 0.01, t, y, c, w, norm_floor=floor),
+                                   ref_nd(s * 0.01, t, y, c, w, norm_floor=floor), **TOL)
 
 
 def test_nd_gradcheck_and_teacher_detached():
@@ -207,14 +211,28 @@ def test_nd_no_valid_sample_is_zero_with_grad():
     assert loss.item() == 0 and s.grad is not None and torch.equal(s.grad, torch.zeros_like(s))
 
 
-def test_nd_gradient_at_zero():
-    s = torch.zeros(4, 3, requires_grad=True)
+def test_nd_gradient_at_zero_is_bounded():
+    """Both features zero (a projector output, post-ReLU embeddings): the gradient is -e_y / (N * 0.1 ||c_y||),
+    not KD++'s -e_y / (N * eps)."""
     y = torch.tensor([0, 1, 1, 0])
     c = torch.tensor([[3., 0., 0.], [0., 0., 2.]])
-    loss = nd_loss(s, torch.zeros(4, 3), y, c, eps=1e-3)
-    loss.backward()
-    assert loss.item() == 1
+    for scale in (0., 1e-7, 1e-4):  # zero and tiny features
+        s = (torch.randn(4, 3) * scale).requires_grad_()
+        loss = nd_loss(s, torch.randn(4, 3) * scale, y, c)
+        loss.backward()
+        assert torch.isfinite(loss) and abs(loss.item() - 1) < 1e-2
+        assert torch.isfinite(s.grad).all()
+        # per sample at most 2 / (N * 0.1 * ||c_y||)
+        bound = 2 / (4 * 0.1 * c.norm(dim=1)[y])
+        assert (s.grad.norm(dim=1) <= bound + 1e-6).all(), (s.grad.norm(dim=1), bound)
+    s = torch.zeros(4, 3, requires_grad=True)
+    nd_loss(s, torch.zeros(4, 3), y, c).backward()
+    torch.testing.assert_close(s.grad, -F.normalize(c, dim=1)[y] / (4 * (0.1 * c.norm(dim=1)[y, None] + 1e-6)))
+    s.grad = None
+    nd_loss(s, torch.zeros(4, 3), y, c, eps=1e-3, norm_floor=0).backward()  # KD++'s own denominator
     torch.testing.assert_close(s.grad, -F.normalize(c, dim=1)[y] / (4 * 1e-3))
+    with pytest.raises(ValueError, match='norm_floor'):
+        nd_loss(s, torch.zeros(4, 3), y, c, norm_floor=-1)
 
 
 def test_nd_bad_input():
@@ -398,10 +416,6 @@ def test_finite_in_low_precision(case, dtype):
         losses = all_losses(*args)
     for name, loss in losses.items():
         assert loss.dtype == torch.float32 and torch.isfinite(loss), name
-    if case == 'zeros' and low == torch.float16:
-        # ND's gradient at f_s = f_t = 0 is -e_y / (N * eps) by construction (test_nd_gradient_at_zero): finite
-        # in float32/bf16 but beyond the fp16 range, so it is left out of the fp16 gradient check
-        losses.pop('nd')
-    sum(losses.values()).backward()
+    sum(losses.values()).backward()  # ND included: its gradient at f_s = f_t = 0 is bounded (norm_floor)
     for x in (s, w, zs, rs):
         assert x.grad is not None and torch.isfinite(x.grad).all()
