@@ -19,7 +19,7 @@ Conventions shared by the functions:
 import functools
 import itertools
 import math
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from torch import Tensor
 
 __all__ = [
     'nd_loss', 'icd_loss', 'icd_scale_weights', 'icd_grouped_loss', 'prototype_directions', 'nc1_contrast_loss',
-    'nc1_align_loss', 'nc2_loss', 'nc3_align_loss', 'prototype_cosine_logits'
+    'nc1_align_loss', 'nc2_loss', 'nc2_min_classes', 'nc3_align_loss', 'prototype_cosine_logits'
 ]
 
 
@@ -362,22 +362,29 @@ def nc2_loss(student_feat: Tensor,
              prototypes: Tensor,
              weight: Optional[Tensor] = None,
              ignore_index: Optional[int] = None,
-             center: bool = True) -> Tensor:
+             center: bool = True,
+             return_num_classes: bool = False) -> Union[Tensor, Tuple[Tensor, int]]:
     """[PROPOSAL] NC2 geometry transfer: ``||G_s - G_t||_F^2 / S^2``.
 
     ``S`` = classes present in the batch (at least one sample with ``weight > 0``), with a valid prototype and
     not ``ignore_index`` (e.g. the detection background). ``G_s`` is the Gram of the student's (weighted) batch
     class means over ``S``, each centred by the mean of those ``S`` class means (if ``center``) and
-    L2-normalised; ``G_t`` the same for the rows ``S`` of ``prototypes`` (centred by their own mean). With
-    fewer than 2 classes the loss is 0 (with grad path). Class sums use ``index_add`` over the classes in the
-    batch (``torch.unique``, so the cost is O(N D), not O(K D)); finding them syncs with the device.
+    L2-normalised; ``G_t`` the same for the rows ``S`` of ``prototypes`` (centred by their own mean). Class sums
+    use ``index_add`` over the classes in the batch (``torch.unique``, so the cost is O(N D), not O(K D));
+    finding them syncs with the device.
+
+    The loss needs ``S >= 2`` classes, and ``S >= 3`` when ``center``: two centred means are antipodal on both
+    sides (``m_1 - mu = -(m_2 - mu)``, cosine -1, the 2-class simplex ETF), so ``G_s = G_t`` whatever the
+    features and the term would be identically 0 with zero gradient. Below that count the loss is 0 (with grad
+    path) and the call counts as skipped: ``return_num_classes=True`` also returns ``S``, which
+    :class:`~mmkd.models.losses.NCLoss` uses to count and log the skipped batches.
 
     Args:
         student_feat: ``[N, D]``; labels: ``[N]`` int64; prototypes: ``[K, D]``; weight: optional ``[N]``;
-        ignore_index: class left out; center: centre both sides.
+        ignore_index: class left out; center: centre both sides; return_num_classes: also return ``S``.
 
     Returns:
-        Scalar.
+        Scalar, or ``(scalar, S)`` with ``return_num_classes``.
     """
     _check_2d('student_feat', student_feat)
     _check_2d('prototypes', prototypes, cols=student_feat.shape[1])
@@ -395,6 +402,10 @@ def nc2_loss(student_feat: Tensor,
     if ignore_index is not None:
         present &= classes != ignore_index
     index = present.nonzero().squeeze(1)
+    num = index.numel()
+    anchor = 0 * student_feat.sum()
+    if num < nc2_min_classes(center):
+        return (anchor, num) if return_num_classes else anchor
     mean_t = prototypes.detach()[classes[index]]
     mean_s = sums[index] / counts[index, None]
     if center:
@@ -402,9 +413,14 @@ def nc2_loss(student_feat: Tensor,
         mean_t = mean_t - mean_t.mean(dim=0, keepdim=True)
     mean_s, mean_t = _unit(mean_s, 1), _unit(mean_t, 1)
     diff = mean_s @ mean_s.t() - mean_t @ mean_t.t()
-    num = index.numel()
-    loss = diff.pow(2).sum() / max(num, 1)**2
-    return loss * (num >= 2) + 0 * student_feat.sum()
+    loss = diff.pow(2).sum() / num**2 + anchor
+    return (loss, num) if return_num_classes else loss
+
+
+def nc2_min_classes(center: bool) -> int:
+    """Fewest classes for which :func:`nc2_loss` is informative: 3 when centred (2 centred means are always
+    antipodal), else 2."""
+    return 3 if center else 2
 
 
 def _classifier_rows(classifier_weight: Tensor, num_classes: int) -> Tensor:

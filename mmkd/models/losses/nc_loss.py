@@ -1,11 +1,13 @@
 """[PROPOSAL] NC-inspired distillation losses (NCKD reconstruction) as one registered module."""
+import logging
 from typing import Dict, Optional
 
+from mmengine.logging import MessageHub, print_log
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .class_means_mixin import ClassMeansMixin
-from .functional import nc1_align_loss, nc1_contrast_loss, nc2_loss, nc3_align_loss
+from .functional import nc1_align_loss, nc1_contrast_loss, nc2_loss, nc2_min_classes, nc3_align_loss
 
 
 @MODELS.register_module()
@@ -21,8 +23,17 @@ class NCLoss(ClassMeansMixin, nn.Module):
     * ``L_NC1,con``: cross-entropy of ``cos(z_i, p~_k) / tau`` over classes, target ``y_i``;
     * ``L_NC1,align``: mean ``1 - cos(z_i, p~_{y_i})``;
     * ``L_NC2``: ``||G_s - G_t||_F^2 / S^2`` between the Grams of the centred, normalised student batch class
-      means and the teacher means over the ``S`` classes present (``ignore_index`` excluded, e.g. background);
+      means and the teacher means over the ``S`` classes present (``ignore_index`` excluded, e.g. background;
+      skipped when ``S < 3``, see below);
     * ``L_NC3``: ``||W/||W||_F - P~/||P~||_F||_F^2`` for the student classifier ``W`` (first ``K`` rows).
+
+    NC2 needs at least 3 classes present when ``center`` (two centred class means are antipodal on both sides,
+    so the term would be identically 0 with zero gradient) and 2 otherwise; a batch with fewer is skipped (the
+    term is 0 with grad path). [PROPOSAL] Skips are observable: :attr:`nc2_calls` and :attr:`nc2_skipped` count
+    the NC2 evaluations and the skipped ones, the first skip is logged as a warning, and in training mode each
+    call records ``train/nc2_skipped`` (1 skipped, 0 computed) in the message hub, so mmengine's logger prints
+    the fraction of skipped batches over each logging window (frequent in detection with the background
+    ignored: try ``center=False``, larger batches, or a lower ``nc2_weight``).
 
     A term whose weight is 0 is not computed. mmrazor's ``ConfigurableDistiller`` stores one tensor per loss
     name (``parse_losses`` rejects dicts), so ``forward`` returns the weighted **sum**; :meth:`loss_terms` gives
@@ -58,6 +69,8 @@ class NCLoss(ClassMeansMixin, nn.Module):
             loss_nc1_contrast=contrast_weight, loss_nc1_align=align_weight, loss_nc2=nc2_weight, loss_nc3=nc3_weight)
         if not any(self.term_weights.values()):
             raise ValueError('NCLoss: every term weight is 0; enable at least one term')
+        self.nc2_calls = 0
+        self.nc2_skipped = 0
 
     def loss_terms(self,
                    student_feat: Tensor,
@@ -69,9 +82,26 @@ class NCLoss(ClassMeansMixin, nn.Module):
         terms = dict(
             loss_nc1_contrast=lambda: nc1_contrast_loss(student_feat, labels, protos, self.tau, weights, center),
             loss_nc1_align=lambda: nc1_align_loss(student_feat, labels, protos, weights, center),
-            loss_nc2=lambda: nc2_loss(student_feat, labels, protos, weights, self._ignored(len(protos)), center),
+            loss_nc2=lambda: self._nc2(student_feat, labels, protos, weights),
             loss_nc3=lambda: nc3_align_loss(self._classifier(classifier_weight), protos, center=center))
         return {name: self.loss_weight * w * terms[name]() for name, w in self.term_weights.items() if w}
+
+    def _nc2(self, student_feat: Tensor, labels: Tensor, protos: Tensor, weights: Optional[Tensor]) -> Tensor:
+        """NC2, counting (and logging) the batches with too few classes for it."""
+        loss, num = nc2_loss(student_feat, labels, protos, weights, self._ignored(len(protos)), self.center,
+                             return_num_classes=True)
+        skipped = num < nc2_min_classes(self.center)
+        self.nc2_calls += 1
+        self.nc2_skipped += int(skipped)
+        if skipped and self.nc2_skipped == 1:
+            print_log(
+                f'NCLoss: NC2 skipped: {num} class(es) present in the batch (after ignore_index={self.ignore_index}) '
+                f'but it needs {nc2_min_classes(self.center)} (center={self.center}); the term is 0 for such '
+                'batches. NCLoss.nc2_skipped counts them and the log shows train/nc2_skipped (the fraction).',
+                logger='current', level=logging.WARNING)
+        if self.training:
+            MessageHub.get_current_instance().update_scalar('train/nc2_skipped', float(skipped))
+        return loss
 
     def _ignored(self, num_classes: int) -> Optional[int]:
         index = self.ignore_index

@@ -137,8 +137,8 @@ def ref_nc2(s, y, p, weight=None, ignore_index=None, center=True):
             continue
         ms.append(sum(ws[i] * s[i] for i in rows) / sum(ws[i] for i in rows))
         mt.append(p[k])
-    if len(ms) < 2:
-        return torch.zeros(())
+    if len(ms) < (3 if center else 2):  # two centred means are always antipodal: nothing to compare
+        return torch.zeros((), dtype=s.dtype)
     ms, mt = torch.stack(ms), torch.stack(mt)
     if center:
         ms, mt = ms - ms.mean(0), mt - mt.mean(0)
@@ -354,6 +354,27 @@ def test_nc2_properties():
     assert loss.item() == 0 and one.grad is not None
     with pytest.raises(ValueError, match='ignore_index'):
         nc2_loss(s, y, c, ignore_index=4)
+
+
+def test_nc2_two_centred_classes_are_skipped_and_reported():
+    """Two centred class means are antipodal on both sides (cosine -1): the centred term carries nothing, so it is
+    reported as skipped (S returned); uncentred it compares the two means' angle and has a gradient."""
+    s, _, _, c, _ = inputs(12, 5, 4, 8, invalid=())
+    y = torch.arange(12) % 2
+    s.requires_grad_()
+    loss, num = nc2_loss(s, y, c, center=True, return_num_classes=True)
+    assert num == 2 and loss.item() == 0
+    loss.backward()
+    assert torch.equal(s.grad, torch.zeros_like(s))
+    s.grad = None
+    loss, num = nc2_loss(s, y, c, center=False, return_num_classes=True)
+    loss.backward()
+    assert num == 2 and loss > 0 and s.grad.abs().sum() > 0
+    y3 = torch.arange(12) % 3
+    loss, num = nc2_loss(s, y3, c, return_num_classes=True)
+    assert num == 3 and loss > 0
+    _, num = nc2_loss(s, y3, c, ignore_index=0, return_num_classes=True)
+    assert num == 2
 
 
 def test_nc3_matches_loop_and_extra_rows():

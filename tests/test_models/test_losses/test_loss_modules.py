@@ -97,6 +97,33 @@ def test_nc_module_skips_zero_weight_terms(monkeypatch):
         NCLoss(contrast_weight=0, align_weight=0, nc2_weight=0)
 
 
+def test_nc_module_counts_and_logs_skipped_nc2():
+    """NC2 is skipped (0) for batches with 2 classes when centred; the skips are counted on the module and recorded
+    in the message hub as train/nc2_skipped, which mmengine's logger prints."""
+    import uuid
+
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance(f'nc2_skip_test_{uuid.uuid4()}')  # new: the current instance
+    loss = NCLoss(contrast_weight=0., align_weight=0., nc2_weight=1., ignore_index=-1)
+    loss.bind_class_means(filled_means())
+    loss.train()
+    two = torch.tensor([0, 1, 0, 1, 4, 4])  # classes 0, 1 and the ignored last class
+    three = torch.tensor([0, 1, 2, 1, 4, 4])
+    s = torch.randn(6, 4, requires_grad=True)
+    assert MessageHub.get_current_instance() is hub
+    assert loss(s, two).item() == 0
+    assert (loss.nc2_calls, loss.nc2_skipped) == (1, 1)
+    assert hub.get_scalar('train/nc2_skipped').current() == 1
+    out = loss(s, three)
+    out.backward()
+    assert out > 0 and s.grad.abs().sum() > 0
+    assert (loss.nc2_calls, loss.nc2_skipped) == (2, 1)
+    assert hub.get_scalar('train/nc2_skipped').mean() == 0.5
+    uncentred = NCLoss(contrast_weight=0., align_weight=0., nc2_weight=1., ignore_index=-1, center=False)
+    uncentred.bind_class_means(filled_means())
+    assert uncentred(s, two) > 0 and uncentred.nc2_skipped == 0
+
+
 def test_icd_modules():
     zs, zt = torch.randn(2, 6, 5), torch.randn(2, 6, 5)
     torch.testing.assert_close(ICDLoss(2., (1, 2), 3.)(zs, zt), 2 * icd_loss(zs, zt, (1, 2), 3.))
