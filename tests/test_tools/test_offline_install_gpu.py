@@ -24,7 +24,8 @@ def test_download_dry_run(tmp_path):
     proc = _run('download', '--wheelhouse', str(tmp_path / 'wh'), '--python-version', '3.10', '--dry-run')
     assert proc.returncode == 0, proc.stderr
     binary, sdist = [line for line in proc.stdout.splitlines() if ' pip download ' in line]
-    for flag in ('--only-binary :all:', '--no-deps', '--python-version 3.10', '--platform manylinux2014_x86_64'):
+    for flag in ('--only-binary :all:', '--no-deps', '--python-version 3.10', '--implementation cp',
+                 '--platform manylinux_2_28_x86_64', '--platform manylinux2014_x86_64'):
         assert flag in binary
     for package in ('mmengine==0.10.7', 'mmdet==3.3.0', 'mmrazor==1.0.0', 'pycocotools', 'joblib', 'addict',
                     'yapf', 'terminaltables', 'shapely', 'scipy', 'matplotlib', 'rich', 'termcolor', 'opencv-python',
@@ -34,14 +35,28 @@ def test_download_dry_run(tmp_path):
     assert not (tmp_path / 'wh').exists()  # dry run: nothing done
 
 
+def test_download_excludes_what_the_target_already_has(tmp_path):
+    proc = _run('download', '--wheelhouse', 'wh', '--exclude', 'opencv-python', '--exclude', 'scipy',
+                '--exclude', 'setuptools', '--platform', 'manylinux_2_17_x86_64', '--dry-run')
+    binary = next(line for line in proc.stdout.splitlines() if ' pip download ' in line) + ' '
+    assert ' opencv-python ' not in binary and ' scipy ' not in binary and 'setuptools' not in binary
+    assert ' shapely ' in binary and ' mmdet==3.3.0 ' in binary
+    assert binary.count('--platform') == 1  # an explicit --platform replaces the default list
+
+
 def test_install_dry_run(tmp_path):
     wh = str(tmp_path)
     proc = _run('install', '--wheelhouse', wh, '--python', 'py3', '--dry-run', TORCH_CUDA_ARCH_LIST='8.0', MAX_JOBS='3')
     assert proc.returncode == 0, proc.stderr
     steps = [line[2:] for line in proc.stdout.splitlines() if line.startswith('+ ')]
     assert steps[0].startswith('py3 -m pip install --no-index --no-deps ' + wh)
-    assert steps[1].startswith('env FORCE_CUDA=1 MMCV_WITH_OPS=1 TORCH_CUDA_ARCH_LIST=8.0 MAX_JOBS=3 py3 -m pip wheel '
-                               f'--no-deps --no-build-isolation {wh}/mmcv-2.1.0.tar.gz -w {wh}/built')
-    assert steps[2].startswith('py3 -m pip install --no-index --no-deps --force-reinstall ' + f'{wh}/built/mmcv-2.1.0-')
-    assert steps[3].startswith('py3 -m pip install --no-index --no-deps --no-build-isolation -e .')
-    assert 'get_compiling_cuda_version' in steps[-1]
+    # mmcv's CUDA build and mmkd: install.sh, offline (pip sees only the wheelhouse, whose mmcv sdist it builds)
+    assert steps[1] == (f'env VENV=\\<prefix\\ of\\ py3\\> PIP_NO_INDEX=1 PIP_FIND_LINKS={wh} FORCE_CUDA=1 '
+                        'TORCH_CUDA_ARCH_LIST=8.0 MAX_JOBS=3 bash tools/misc/install.sh ')
+    assert steps[2].startswith('py3 -m pip check')
+    assert 'get_compiling_cuda_version' in steps[-1] and 'mmcv._ext' in steps[-1]
+
+
+def test_install_refuses_a_missing_wheelhouse(tmp_path):
+    proc = _run('install', '--wheelhouse', str(tmp_path), '--python', 'py3')
+    assert proc.returncode == 2 and 'mmcv-2.1.0.tar.gz not found: run the download step first' in proc.stderr

@@ -74,6 +74,18 @@ system_cuda_home() {
     fi
     return 1
 }
+# The first folder nvidia/<SUBDIR> of the nvidia-* wheels (on any sys.path entry, e.g. of a base environment the
+# venv extends) that holds FILE: `nvidia_dir cu13 include/cublas_v2.h`.
+nvidia_dir() {
+    "$PY" - "$1" "$2" 2>/dev/null <<'PYEOF'
+import importlib.util, os, sys
+spec = importlib.util.find_spec('nvidia')
+for root in (spec.submodule_search_locations or []) if spec else []:
+    if os.path.exists(os.path.join(root, sys.argv[1], sys.argv[2])):
+        print(os.path.join(root, sys.argv[1]))
+        break
+PYEOF
+}
 nvcc_release() { "$1/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p'; }
 
 # PyPI packages holding CUDA's compiler and headers at torch's CUDA version: the cuda-toolkit meta-package version
@@ -121,7 +133,8 @@ install a CUDA $major toolkit, or CUDA_TOOLKIT=pypi"
     if [ -z "$home" ]; then
         [ "$major" -ge 13 ] || die "CUDA from PyPI needs torch built with CUDA >= 13 (this one: $TORCH_CUDA); \
 install a CUDA $major toolkit and set CUDA_HOME"
-        home=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major
+        home=$(nvidia_dir "cu$major" bin/nvcc)
+        [ -n "$home" ] || home=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major
         if ! { [ -d "$home/nvvm/bin" ] && [ -d "$home/include/crt" ] && [ -d "$home/include/cccl" ] \
                && [ -f "$home/bin/nvcc" ] && [ "$(nvcc_release "$home" 2>/dev/null)" = "$TORCH_CUDA" ]; }; then
             local packages
@@ -142,9 +155,9 @@ install a CUDA $major toolkit and set CUDA_HOME"
     # CCCL (CUB, Thrust, libcu++, also needed by g++ for the .cpp files), and the headers of the CUDA libraries that
     # torch's ATen/cuda headers include (cuBLAS, cuSPARSE, cuSOLVER), which torch's nvidia-* wheels hold.
     local extra cpath=''
-    extra=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major/include
+    extra=$(nvidia_dir "cu$major" include/cublas_v2.h)
     [ -d "$CUDA_HOME/include/cccl" ] && cpath=$CUDA_HOME/include/cccl
-    if [ ! -f "$CUDA_HOME/include/cublas_v2.h" ] && [ -f "$extra/cublas_v2.h" ]; then cpath=$cpath${cpath:+:}$extra; fi
+    if [ ! -f "$CUDA_HOME/include/cublas_v2.h" ] && [ -n "$extra" ]; then cpath=$cpath${cpath:+:}$extra/include; fi
     CUDA_ENV=(CUDA_HOME="$CUDA_HOME" FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST")
     [ -z "$cpath" ] || CUDA_ENV+=(CPATH="$cpath${CPATH:+:$CPATH}")
     log "mmcv CUDA ops for torch $("$PY" -c 'import torch; print(torch.__version__)'), nvcc CUDA $release," \
@@ -154,8 +167,10 @@ install a CUDA $major toolkit and set CUDA_HOME"
 build_mmcv() {
     log "building mmcv $MMCV_VERSION with ops (FORCE_CUDA=$FORCE_CUDA); first build takes ~10 min on 2 cores" \
         "(CPU), ~25 min per GPU architecture on 2 cores (CUDA)"
+    local start=$SECONDS
     run env "${CUDA_ENV[@]}" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "$PY" -m pip install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
+    [ "$DRY_RUN" = 1 ] || log "mmcv build took $((SECONDS - start)) s"
 }
 main() {  # the whole run is parsed before it starts: editing this file meanwhile cannot change a run
     if [ ! -x "$PY" ]; then
