@@ -32,6 +32,7 @@ def test_download_dry_run(tmp_path):
                     'ordered-set', 'tomli'):
         assert f' {package} ' in f'{binary} '
     assert '--no-binary :all: --no-deps' in sdist and sdist.rstrip().endswith('mmcv==2.1.0')
+    assert sdist.startswith(f'+ env PIP_CONSTRAINT={tmp_path}/wh/build-constraints.txt ')  # setuptools < 81
     assert not (tmp_path / 'wh').exists()  # dry run: nothing done
 
 

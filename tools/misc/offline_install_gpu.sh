@@ -72,7 +72,10 @@ if [ "$CMD" = download ]; then
     run mkdir -p "$WHEELHOUSE"
     run "$PY" -m pip download --only-binary :all: --no-deps --python-version "$PYVER" --implementation cp \
         "${PLATFORMS[@]}" -d "$WHEELHOUSE" "${wanted[@]}"
-    run "$PY" -m pip download --no-binary :all: --no-deps -d "$WHEELHOUSE" "mmcv==$MMCV_VERSION"
+    # pip prepares the sdist's metadata by running mmcv's setup.py, which imports pkg_resources (setuptools < 81)
+    [ "$DRY_RUN" = 1 ] || echo 'setuptools<81' >"$WHEELHOUSE/build-constraints.txt"
+    run env PIP_CONSTRAINT="$WHEELHOUSE/build-constraints.txt" "$PY" -m pip download --no-binary :all: --no-deps \
+        -d "$WHEELHOUSE" "mmcv==$MMCV_VERSION"
     exit 0
 fi
 
