@@ -25,7 +25,7 @@ def test_downstream_config_inherits_overrides_and_builds(tmp_path):
     out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ['RoIDistill', '2.5', '7', 'ResNet', '18', '9']
+    assert out.stdout.split() == ['RoIDistill', '2.5', '7', 'ResNet', '18', '5']
 
 
 def test_every_shipped_config_resolves_through_mmkd_scheme(tmp_path):

@@ -55,4 +55,18 @@ icd_distiller = dict(
             teacher_logits=dict(recorder='roi_logits', from_student=False),
             rois=dict(recorder='rois', from_student=True, data_idx=1))))
 
-del _kd, _kd_mapping, _labels, _label_weights, _student_feat  # building blocks only
+
+
+def _without_kd(distiller: dict) -> dict:
+    """The same method without the RoI-logit KD term (the study's "method alone" rows)."""
+    return dict(type='ConfigurableDistiller',
+                distill_losses={k: v for k, v in distiller['distill_losses'].items() if k != 'loss_kd'},
+                loss_forward_mappings={k: v for k, v in distiller['loss_forward_mappings'].items() if k != 'loss_kd'})
+
+
+# Each method alone, without KD: ND, NC [PROPOSAL], iCD-RoI [PROPOSAL].
+nd_distiller = _without_kd(kdpp_distiller)
+nc_nokd_distiller = _without_kd(nc_distiller)
+icd_nokd_distiller = _without_kd(icd_distiller)
+
+del _kd, _kd_mapping, _labels, _label_weights, _student_feat, _without_kd  # building blocks only
