@@ -10,7 +10,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmkd import compat  # noqa: E402  (first: importing mmkd applies its patches and registers it)
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -23,7 +24,15 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training (float16 with loss scaling on a GPU; bfloat16 '
+        'autocast on a CPU: mmkd.CPUAmpOptimWrapper)')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='use deterministic algorithms only (randomness.deterministic=True: '
+        'torch.use_deterministic_algorithms, cudnn.benchmark off); with a fixed '
+        'randomness.seed, reruns on the same machine and thread count give '
+        'identical results')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -60,6 +69,11 @@ def parse_args():
     return args
 
 
+def accelerator_available() -> bool:
+    """Whether mmengine's ``AmpOptimWrapper`` can run here (it asserts one of these devices)."""
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
 def main():
     args = parse_args()
 
@@ -84,8 +98,17 @@ def main():
 
     # enable automatic-mixed-precision training
     if args.amp is True:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if accelerator_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:  # mmengine's AmpOptimWrapper refuses the CPU; torch autocasts there to bfloat16 only
+            cfg.optim_wrapper.type = 'mmkd.CPUAmpOptimWrapper'
+            cfg.optim_wrapper.dtype = 'bfloat16'
+
+    if args.deterministic:
+        cfg.setdefault('randomness', ConfigDict()).deterministic = True
+        # cuBLAS needs this for deterministic matrix products on CUDA >= 10.2 (ignored on the CPU)
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
     # enable automatically scaling LR
     if args.auto_scale_lr:
