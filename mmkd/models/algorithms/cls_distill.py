@@ -1,8 +1,9 @@
 """Teacher-student distillation for mmkd's lean image classifiers (KD++, DKD++, NC, iCD on CIFAR/ImageNet/CUB)."""
-from typing import Dict, List, Mapping, Optional, Tuple
+import logging
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.structures import BaseDataElement
 from mmrazor.models.utils import add_prefix
 from torch import Tensor
@@ -26,8 +27,25 @@ LOCAL_LOGITS = 'head.local_logits'
 
 def warmup_factor(epoch: int, warmup_epochs: int) -> float:
     """Linear warm-up ``min(1, (epoch + 1) / warmup_epochs)`` for a 0-based ``epoch`` (the ND/DKD reference code's
-    ``min(1, epoch / warm)`` with 1-based epochs); 1 when ``warmup_epochs <= 0``."""
+    ``min(1, epoch / warm)`` with 1-based epochs); 1 when ``warmup_epochs <= 0``. The same for a 0-based
+    iteration and a warm-up length in iterations."""
     return 1.0 if warmup_epochs <= 0 else min(1.0, (epoch + 1) / warmup_epochs)
+
+
+def parse_loss_warmup(loss_warmup: Mapping[str, Union[int, Mapping[str, int]]]) -> Dict[str, Tuple[str, int]]:
+    """``loss_warmup`` entries -> ``{loss name: ('epoch' | 'iter', length)}``. An entry is an int (epochs),
+    ``dict(epochs=E)`` or ``dict(iters=N)`` (for ``IterBasedTrainLoop``, whose epoch stays 0)."""
+    parsed = {}
+    for name, value in loss_warmup.items():
+        if isinstance(value, Mapping) and len(value) == 1 and set(value) <= {'epochs', 'iters'}:
+            unit, length = ('epoch', value['epochs']) if 'epochs' in value else ('iter', value['iters'])
+        else:
+            unit, length = 'epoch', value
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f'ClsDistill: loss_warmup[{name!r}] = {value!r}; give a number of epochs (an int >= 0), '
+                             f'dict(epochs=E) or, for iteration-based training, dict(iters=N).')
+        parsed[name] = (unit, length)
+    return parsed
 
 
 @MODELS.register_module()
@@ -41,7 +59,8 @@ class ClsDistill(TeacherStudentDistill):
        the teacher recorders; it never computes a loss and is skipped entirely when no loss reads it;
     2. the student's ``loss`` forward runs inside the student recorders (its local logits only when read);
     3. ``distiller.compute_distill_losses()``; a loss named in ``loss_warmup`` is scaled by
-       ``min(1, (epoch + 1) / E)`` (the linear KD/DKD warm-up of KD++/DKD++, 20 epochs on CIFAR-100).
+       ``min(1, (epoch + 1) / E)`` (the linear KD/DKD warm-up of KD++/DKD++, 20 epochs on CIFAR-100), or by
+       ``min(1, (iter + 1) / N)`` for a warm-up given in iterations (epoch and iteration from the message hub).
 
     Besides the config's own recorders, the distiller gets these by name (``B`` images, ``K`` classes):
 
@@ -58,7 +77,9 @@ class ClsDistill(TeacherStudentDistill):
     Args:
         class_means (dict, optional): ``dict(num_classes=K, feat_dim=C_t, momentum=None)``; see
             :class:`TeacherStudentDistill`.
-        loss_warmup (dict, optional): distill loss name -> warm-up epochs.
+        loss_warmup (dict, optional): distill loss name -> warm-up length: epochs (an int or ``dict(epochs=E)``)
+            or iterations (``dict(iters=N)``; use this with ``IterBasedTrainLoop``, whose epoch stays 0, so an
+            epoch warm-up would never end -- a warning says so when the loop has fewer epochs than the warm-up).
         **kwargs: ``SingleTeacherDistill``'s keys. ``teacher_trainable`` is refused (the teacher never computes
             its own losses).
     """
@@ -66,9 +87,15 @@ class ClsDistill(TeacherStudentDistill):
     STUDENT_RECORDERS = STUDENT_CLS_RECORDERS
     TEACHER_RECORDERS = TEACHER_CLS_RECORDERS
 
-    def __init__(self, distiller: Dict, *args, loss_warmup: Optional[Mapping[str, int]] = None, **kwargs) -> None:
+    def __init__(self,
+                 distiller: Dict,
+                 *args,
+                 loss_warmup: Optional[Mapping[str, Union[int, Mapping[str, int]]]] = None,
+                 **kwargs) -> None:
+        warmup = parse_loss_warmup(loss_warmup or {})  # before the models are built
         super().__init__(distiller, *args, **kwargs)
-        self.loss_warmup = dict(loss_warmup or {})
+        self.loss_warmup = warmup
+        self._warmup_checked = False
         unknown = set(self.loss_warmup) - set(self.distiller.distill_losses)
         if unknown:
             raise ValueError(f'ClsDistill: loss_warmup names {sorted(unknown)}, which are not distill losses; '
@@ -131,11 +158,27 @@ class ClsDistill(TeacherStudentDistill):
         if not self.distillation_stopped:
             distill_losses = self.distiller.compute_distill_losses()
             if self.loss_warmup:
-                epoch = MessageHub.get_current_instance().get_info('epoch', 0)
-                for name, epochs in self.loss_warmup.items():
-                    distill_losses[name] = distill_losses[name] * warmup_factor(epoch, epochs)
+                hub = MessageHub.get_current_instance()
+                self._check_warmup_length(hub)
+                for name, (unit, length) in self.loss_warmup.items():
+                    distill_losses[name] = distill_losses[name] * warmup_factor(hub.get_info(unit, 0), length)
             losses.update(add_prefix(distill_losses, 'distill'))
         return losses
+
+    def _check_warmup_length(self, hub: MessageHub) -> None:
+        """Warn once when an epoch warm-up is longer than the training loop's epochs (``IterBasedTrainLoop``
+        reports 1 epoch): it would never end."""
+        max_epochs = hub.get_info('max_epochs')
+        if self._warmup_checked or max_epochs is None:
+            return
+        self._warmup_checked = True
+        for name, (unit, length) in self.loss_warmup.items():
+            if unit == 'epoch' and length > max_epochs:
+                print_log(
+                    f'ClsDistill: the warm-up of {name} lasts {length} epochs but the training loop has {max_epochs} '
+                    f'(an IterBasedTrainLoop counts 1 and its epoch stays 0), so {name} stays scaled down for the '
+                    f'whole run. For iteration-based training give the warm-up in iterations: '
+                    f'loss_warmup=dict({name}=dict(iters=N)).', logger='current', level=logging.WARNING)
 
     def _teacher_forward(self, batch_inputs: Tensor) -> Tensor:
         """``backbone -> neck`` (-> ``head`` when read) of the teacher; returns its feature ``[B, C_t]``."""

@@ -1,13 +1,18 @@
 """ClsDistill: one distillation step on tiny classifiers, what the teacher runs, and config checks."""
 
+import uuid
+
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
 import mmkd  # noqa: F401
-from mmkd.models.algorithms.cls_distill import warmup_factor
+from mmkd.models.algorithms import cls_distill
+from mmkd.models.algorithms.cls_distill import parse_loss_warmup, warmup_factor
 from mmkd.registry import MODELS
 
 K = 5
@@ -129,6 +134,72 @@ def test_warmup_scales_named_losses():
     torch.testing.assert_close(early * 4, late)
     with pytest.raises(ValueError, match='not distill losses'):
         algorithm(losses=('kd', ), loss_warmup=dict(loss_dkd=20))
+
+
+class TinyData(torch.utils.data.Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return dict(inputs=torch.randn(3, 32, 32, generator=g),
+                    data_samples=BaseDataElement(gt_label=torch.tensor([i % K])))
+
+
+class RecordOutputs(Hook):
+
+    def __init__(self):
+        self.outputs = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.outputs.append({k: float(v) for k, v in outputs.items()})
+
+
+def tiny_runner(model, work_dir, max_iters, hooks=()):
+    """A real mmengine Runner (IterBasedTrainLoop, lr 0) around ``model`` on 8 random 32x32 images."""
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'tiny_{uuid.uuid4().hex}', default_scope='mmkd',
+        train_dataloader=dict(dataset=TinyData(), sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=4,
+                              num_workers=0, collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.)),
+        default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(hooks), log_processor=dict(by_epoch=False))
+
+
+def raw_distill_losses(model):
+    """Record the distill losses before the warm-up scaling."""
+    raw, compute = [], model.distiller.compute_distill_losses
+
+    def recording():
+        losses = compute()
+        raw.append({k: float(v) for k, v in losses.items()})
+        return losses
+
+    model.distiller.compute_distill_losses = recording
+    return raw
+
+
+def test_warmup_in_iterations_under_iter_based_loop(tmp_path, monkeypatch):
+    """With IterBasedTrainLoop the hub's epoch stays 0: a warm-up in iterations ends, and an epoch warm-up longer
+    than the loop's epochs is reported."""
+    torch.manual_seed(0)
+    model = algorithm(losses=('kd', 'dkd'), loss_warmup=dict(loss_kd=dict(iters=2), loss_dkd=3))
+    raw, record = raw_distill_losses(model), RecordOutputs()
+    warnings = []
+    monkeypatch.setattr(cls_distill, 'print_log', lambda msg, **kw: warnings.append(msg))
+    tiny_runner(model, tmp_path, 4, [record]).train()
+    assert len(raw) == len(record.outputs) == 4
+    kd = [out['distill.loss_kd'] / r['loss_kd'] for out, r in zip(record.outputs, raw)]
+    dkd = [out['distill.loss_dkd'] / r['loss_dkd'] for out, r in zip(record.outputs, raw)]
+    assert kd == pytest.approx([0.5, 1, 1, 1])  # iterations 0, 1, 2, 3 of a 2-iteration warm-up
+    assert dkd == pytest.approx([1 / 3] * 4)  # epoch 0 for ever ...
+    assert len(warnings) == 1 and 'loss_dkd' in warnings[0] and 'dict(iters=N)' in warnings[0]  # ... and said so
+    assert parse_loss_warmup(dict(a=3, b=dict(epochs=2), c=dict(iters=50))) == dict(
+        a=('epoch', 3), b=('epoch', 2), c=('iter', 50))
+    for bad in (dict(steps=5), -1, 2.5, dict(iters=5, epochs=1)):
+        with pytest.raises(ValueError, match=r'loss_kd.*dict\(iters=N\)'):
+            parse_loss_warmup(dict(loss_kd=bad))
 
 
 def test_config_errors():
