@@ -62,6 +62,9 @@ class ClsDistill(TeacherStudentDistill):
        ``min(1, (epoch + 1) / E)`` (the linear KD/DKD warm-up of KD++/DKD++, 20 epochs on CIFAR-100), or by
        ``min(1, (iter + 1) / N)`` for a warm-up given in iterations (epoch and iteration from the message hub).
 
+    Once mmrazor's ``StopDistillHook`` has set ``distillation_stopped``, a step runs only the student's own loss:
+    no teacher forward, no recorders, no class-means update.
+
     Besides the config's own recorders, the distiller gets these by name (``B`` images, ``K`` classes):
 
     =======================  =================================================================================
@@ -142,6 +145,8 @@ class ClsDistill(TeacherStudentDistill):
     # ------------------------------------------------------------------ training step
     def loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, Tensor]:
         losses = dict()
+        if self.distillation_stopped:
+            return self._student_only_loss(batch_inputs, data_samples)
         self.distiller.set_deliveries_override(False)
         if self._teacher_runs:
             with self.distiller.teacher_recorders, self.distiller.deliveries, torch.no_grad():
@@ -164,6 +169,19 @@ class ClsDistill(TeacherStudentDistill):
                     distill_losses[name] = distill_losses[name] * warmup_factor(hub.get_info(unit, 0), length)
             losses.update(add_prefix(distill_losses, 'distill'))
         return losses
+
+    def _student_only_loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]]) -> Dict:
+        """A step after ``StopDistillHook``: the student's own loss only (no teacher, recorders or local logits)."""
+        head = self.student.head
+        compute_local, head.compute_local = head.compute_local, False
+        try:
+            if self.calculate_student_loss:
+                return add_prefix(self.student(batch_inputs, data_samples, mode='loss'), 'student')
+            with torch.set_grad_enabled(self.student_trainable):
+                self.student(batch_inputs, data_samples, mode='loss')
+            return dict()
+        finally:
+            head.compute_local = compute_local
 
     def _check_warmup_length(self, hub: MessageHub) -> None:
         """Warn once when an epoch warm-up is longer than the training loop's epochs (``IterBasedTrainLoop``

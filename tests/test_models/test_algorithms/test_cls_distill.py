@@ -202,6 +202,30 @@ def test_warmup_in_iterations_under_iter_based_loop(tmp_path, monkeypatch):
             parse_loss_warmup(dict(loss_kd=bad))
 
 
+def test_no_teacher_forward_after_distillation_stops(tmp_path):
+    """mmrazor's StopDistillHook sets distillation_stopped: then only the student runs (no teacher, no local
+    logits), directly and in a runner."""
+    from mmrazor.engine.hooks import StopDistillHook  # after mmkd's compat patches (imported above)
+    calls = dict(teacher=0, student_local=0)
+    model = algorithm(losses=('kd', 'icd'))
+    model.teacher.backbone.register_forward_hook(lambda *a: calls.__setitem__('teacher', calls['teacher'] + 1))
+    model.student.head.local_logits.register_forward_hook(
+        lambda *a: calls.__setitem__('student_local', calls['student_local'] + 1))
+    x, ds = batch()
+    assert set(model(x, ds, mode='loss')) == {'student.loss_cls', 'distill.loss_kd', 'distill.loss_icd'}
+    assert calls == dict(teacher=1, student_local=1)
+    model.distillation_stopped = True
+    losses = model(x, ds, mode='loss')
+    assert set(losses) == {'student.loss_cls'} and calls == dict(teacher=1, student_local=1)
+    assert model.student.head.compute_local  # restored for when distillation resumes
+    model = algorithm(losses=('kd', ))
+    model.teacher.backbone.register_forward_hook(lambda *a: calls.__setitem__('teacher', calls['teacher'] + 1))
+    record = RecordOutputs()
+    tiny_runner(model, tmp_path, 2, [StopDistillHook(stop_epoch=0), record]).train()
+    assert model.distillation_stopped and calls['teacher'] == 1
+    assert [set(out) for out in record.outputs] == [{'loss', 'student.loss_cls'}] * 2
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match='teacher_trainable'):
         algorithm(losses=('kd', ), teacher_trainable=True)
