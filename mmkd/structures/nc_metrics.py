@@ -1,15 +1,17 @@
 """Neural-collapse metrics of Papyan, Han & Donoho (PNAS 2020), as defined in methods.md 2(a).
 
 All three are vectorised and computed in float64; they return Python floats (for logging and analysis).
+:func:`nc_summary` computes the three from one set of features, labels and classifier weights (what
+``DistillMetricsHook`` logs).
 Notation: ``mu_k`` class means, ``mu_G`` their mean over the classes used, ``M~`` the centred class means with
 unit rows ``(mu_k - mu_G) / ||mu_k - mu_G||``.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ['nc1', 'nc2', 'nc3']
+__all__ = ['nc1', 'nc2', 'nc3', 'feature_class_means', 'nc_summary']
 
 
 def _select(means: Tensor, valid: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -87,3 +89,35 @@ def nc3(classifier_weight: Tensor, means: Tensor, valid: Optional[Tensor] = None
     unit = _centred_unit_means(means, keep).to(weight.device)
     return float(torch.linalg.matrix_norm(weight / torch.linalg.matrix_norm(weight) -
                                           unit / torch.linalg.matrix_norm(unit)))
+
+
+def feature_class_means(feats: Tensor, labels: Tensor, num_classes: int) -> Tuple[Tensor, Tensor]:
+    """Per-class means ``[K, D]`` (float64, zero rows for absent classes) and counts ``[K]`` of ``feats [N, D]``
+    with ``labels [N]`` in ``[0, num_classes)``; vectorised with ``index_add_``."""
+    if feats.dim() != 2 or labels.shape != feats.shape[:1]:
+        raise ValueError(f'feats must be [N, D] and labels [N], got {list(feats.shape)} and {list(labels.shape)}')
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f'labels must lie in [0, {num_classes})')
+    feats = feats.detach().double()
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    sums = feats.new_zeros(num_classes, feats.shape[1]).index_add_(0, labels, feats)
+    return sums / counts.clamp_min(1)[:, None], counts
+
+
+def nc_summary(feats: Tensor, labels: Tensor, num_classes: int,
+               classifier_weight: Optional[Tensor] = None) -> Dict[str, float]:
+    """NC1, NC2 and NC3 of one model on one set of samples: ``dict(nc1=..., nc2=..., nc3=...)``.
+
+    NC1 from ``feats [N, D]`` and ``labels [N]``; NC2 and NC3 from the class means of the same features over the
+    classes present (NC3 only when ``classifier_weight [K', D]``, ``K' >= num_classes``, is given: its first
+    ``num_classes`` rows, so a detector's background row is ignored).
+
+    Raises:
+        ValueError: fewer than 2 classes are present (no metric is defined).
+    """
+    means, counts = feature_class_means(feats, labels, num_classes)
+    present = counts > 0
+    out = dict(nc1=nc1(feats, labels, num_classes), nc2=nc2(means, present))
+    if classifier_weight is not None:
+        out['nc3'] = nc3(classifier_weight, means, present)
+    return out
