@@ -16,7 +16,10 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
    ``load_from``, ``teacher_ckpt`` and ``tools/test.py``. The few safe types those checkpoints contain are
    allow-listed with ``torch.serialization.add_safe_globals``; ``weights_only`` stays on. mmengine pickles
    ``HistoryBuffer``'s statistics methods as ``getattr(HistoryBuffer, 'mean')``: the name ``builtins.getattr``
-   is bound, for unpickling only, to :func:`_history_buffer_getattr`, which fetches nothing else. mmengine's loader for
+   is bound, for unpickling only, to :func:`_history_buffer_getattr`, which fetches nothing else. Pickle
+   protocol 2 (``torch.save``'s) writes an empty byte string as ``bytes()``, which numpy uses for the data of an
+   empty array (e.g. the history of an empty ``HistoryBuffer``): the name ``builtins.bytes`` is bound, for
+   unpickling only, to :func:`_empty_bytes`, which takes no argument and returns ``b''``. mmengine's loader for
    local files is re-registered so that a checkpoint pickling anything else is refused with an
    :class:`UnsafeCheckpointError` that names the object and says how to proceed if the file is trusted.
 4. ``_config_package_table``: mmengine resolves ``_base_ = 'pkg::...'`` only for packages in its fixed
@@ -107,6 +110,15 @@ def _history_buffer_getattr(obj, name: str):
     raise pickle.UnpicklingError(f'GLOBAL builtins.getattr applied to {type(obj).__name__}.{name}')
 
 
+def _empty_bytes(*args) -> bytes:
+    """What ``builtins.bytes`` means inside a checkpoint: only ``bytes()``, the empty byte string (pickle
+    protocol 2 writes ``b''`` so; non-empty ones go through the allowed ``_codecs.encode``)."""
+    if args:
+        raise pickle.UnpicklingError(f'GLOBAL builtins.bytes called with {len(args)} argument(s); only bytes() '
+                                     '(an empty byte string) is allowed')
+    return b''
+
+
 def load_from_local(filename: str, map_location=None):
     """mmengine's local-file checkpoint loader, with ``weights_only=True`` and a clear refusal message."""
     filename = osp.expanduser(filename)
@@ -128,7 +140,7 @@ def load_from_local(filename: str, map_location=None):
 def _safe_checkpoint_loading() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     torch.serialization.add_safe_globals(
-        [*checkpoint_safe_globals(), (_history_buffer_getattr, 'builtins.getattr')])
+        [*checkpoint_safe_globals(), (_history_buffer_getattr, 'builtins.getattr'), (_empty_bytes, 'builtins.bytes')])
     if CheckpointLoader._schemes.get('') is not load_from_local:
         CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 

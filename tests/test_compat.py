@@ -117,6 +117,48 @@ def test_getattr_in_checkpoints_reaches_only_history_buffer_methods(tmp_path):
             compat._history_buffer_getattr(obj, name)
 
 
+def test_empty_history_buffers_and_arrays_load(tmp_path):
+    """numpy pickles the data of an empty array through ``bytes()`` (protocol 2): a checkpoint with an empty
+    HistoryBuffer (a message hub before its first update) or any empty array must still load."""
+    from mmengine.logging import HistoryBuffer, MessageHub
+    from mmengine.runner import CheckpointLoader, load_checkpoint
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = MessageHub('compat_empty', log_scalars={'train/loss': HistoryBuffer()}, resumed_keys={'train/loss': True})
+    hub.update_scalar('train/lr', 0.1)
+    hub.update_info('empty', np.zeros((0, 3), dtype=np.int64))
+    model = torch.nn.Linear(2, 1)
+    path = str(tmp_path / 'empty.pth')
+    save_checkpoint(dict(meta=dict(epoch=1, empty=np.array([])), state_dict=model.state_dict(),
+                         message_hub=hub.state_dict()), path)
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    buffer = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer) and buffer.data[0].size == 0
+    assert ckpt['meta']['empty'].shape == (0, ) and ckpt['message_hub']['runtime_info']['empty'].shape == (0, 3)
+    assert ckpt['message_hub']['log_scalars']['train/lr'].current() == 0.1
+    target = torch.nn.Linear(2, 1)
+    load_checkpoint(target, path)
+    assert torch.equal(target.weight, model.weight)
+    restored = MessageHub('compat_empty_restored')
+    restored.load_state_dict(ckpt['message_hub'])
+    assert restored.get_scalar('train/loss').data[0].size == 0
+
+
+class _BigBytes:
+    def __reduce__(self):
+        return bytes, (10**6, )
+
+
+def test_bytes_in_checkpoints_makes_only_empty_byte_strings(tmp_path):
+    from mmengine.runner import CheckpointLoader
+    assert compat._empty_bytes() == b''
+    path = str(tmp_path / 'bytes.pth')
+    torch.save({'meta': _BigBytes()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='bytes'):
+        CheckpointLoader.load_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        compat._empty_bytes('abc', 'utf-8')
+
+
 def test_old_mmrazor_hook_name_is_registered():
     from mmrazor.engine.hooks import StopDistillHook
     from mmrazor.registry import HOOKS
