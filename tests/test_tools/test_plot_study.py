@@ -69,6 +69,15 @@ def test_curves_and_per_class_ap_average_over_seeds(results):
     assert aps['kd'] == pytest.approx({'circle': 0.26 / 3, 'square': 0.52 / 3, 'triangle': 0.26})
 
 
+def test_histories_without_increasing_steps_are_numbered():
+    """An iteration-based run logged by epoch has every validation at step 0: its validations are numbered."""
+    runs = [dict(history=[{'step': 0, 'm': 1.0}, {'step': 0, 'm': 3.0}]),
+            dict(history=[{'step': 0, 'm': 2.0}, {'step': 0, 'm': 4.0}])]
+    assert plot_study.mean_curve(runs, 'm') == ([1, 2], [1.5, 3.5])
+    assert plot_study.x_label(runs).startswith('validation number')
+    assert plot_study.history_steps([{'step': 5}, {'step': 10}]) == ([5, 10], False)
+
+
 def test_writes_valid_pngs_and_prints_their_paths(results, tmp_path):
     path, _ = results
     out = tmp_path / 'figs'

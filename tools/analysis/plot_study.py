@@ -94,17 +94,33 @@ def summarize_metric(runs: Sequence[dict]) -> Dict[str, dict]:
     return out
 
 
+def history_steps(history: Sequence[dict]) -> Tuple[List[int], bool]:
+    """The x position of each validation entry: its ``step`` when the steps increase strictly, else (e.g. an
+    iteration-based run logged with ``LoggerHook(log_metric_by_epoch=True)``, where every step is the epoch, 0)
+    the validation's number 1, 2, ...; and whether the numbers were used."""
+    steps = [entry.get('step') for entry in history]
+    if all(isinstance(s, int) for s in steps) and all(b > a for a, b in zip(steps, steps[1:])):
+        return steps, False
+    return list(range(1, len(steps) + 1)), True
+
+
 def mean_curve(runs: Sequence[dict], key: str) -> Tuple[List[int], List[float]]:
-    """Steps and the mean over runs of ``key`` at each step of the runs' ``history`` (a step averages the runs
-    that logged ``key`` there)."""
+    """Steps (see :func:`history_steps`) and the mean over runs of ``key`` at each step of the runs'
+    ``history`` (a step averages the runs that logged ``key`` there)."""
     at = defaultdict(list)
     for run in runs:
-        for entry in run.get('history') or []:
+        history = run.get('history') or []
+        for x, entry in zip(history_steps(history)[0], history):
             value = entry.get(key)
-            if 'step' in entry and isinstance(value, (int, float)) and math.isfinite(value):
-                at[entry['step']].append(float(value))
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                at[x].append(float(value))
     steps = sorted(at)
     return steps, [statistics.fmean(at[s]) for s in steps]
+
+
+def x_label(runs: Sequence[dict]) -> str:
+    numbered = any(history_steps(r.get('history') or [])[1] for r in runs)
+    return 'validation number (the log has no increasing steps)' if numbered else 'step'
 
 
 def per_class_ap(runs: Sequence[dict]) -> Dict[str, Dict[str, float]]:
@@ -160,7 +176,7 @@ def plot_curves(runs: Sequence[dict], metric_name: str, title: str, path: str) -
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel('step')
+    ax.set_xlabel(x_label(runs))
     ax.set_ylabel(metric_name)
     ax.set_title(f'{title}: validation {metric_name}, mean over seeds')
     ax.legend()
@@ -185,7 +201,7 @@ def plot_nc(runs: Sequence[dict], title: str, path: str) -> Optional[str]:
             ax.plot(steps, values, linestyle='--', color='k', label='teacher (in the distillation runs)')
             drawn = True
         ax.set_title(nc.upper())
-        ax.set_xlabel('step')
+        ax.set_xlabel(x_label(runs))
         ax.grid(alpha=0.3)
         if nc == 'nc1':
             ax.set_yscale('log')
