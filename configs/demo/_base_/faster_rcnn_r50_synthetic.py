@@ -71,14 +71,16 @@ test_evaluator = val_evaluator
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters // 4)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[int(max_iters * 0.6), int(max_iters * 0.8)],
-         gamma=0.1)
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.55), int(max_iters * 0.75)], gamma=0.1)
 ]
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=0.05), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
-    logger=dict(interval=50),
+    logger=dict(interval=50, log_metric_by_epoch=False),  # validation scalars at their iteration, not epoch 0
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
+# NC1-NC3 of the penultimate RoI feature (and teacher agreement in distillation runs) at every validation
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', num_batches=4)]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 del _missing
