@@ -440,3 +440,42 @@ def test_finite_in_low_precision(case, dtype):
     sum(losses.values()).backward()  # ND included: its gradient at f_s = f_t = 0 is bounded (norm_floor)
     for x in (s, w, zs, rs):
         assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def degenerate_inputs(case):
+    """(student feat, teacher feat, labels, class means, classifier, region logits s/t, RoI logits s/t, groups)."""
+    g = torch.Generator().manual_seed(12)
+    n, d, k = dict(one=(1, 4, 3), same_class=(6, 4, 3), zeros=(6, 4, 3), k1=(5, 4, 1), empty=(0, 4, 3))[case]
+    s, t = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    c = torch.randn(k, d, generator=g) + 1
+    y = torch.randint(0, k, (n, ), generator=g)
+    rs, rt = torch.randn(n, k, 21, generator=g), torch.randn(n, k, 21, generator=g)
+    ls, lt = torch.randn(n, k, generator=g), torch.randn(n, k, generator=g)
+    if case == 'same_class':
+        y = torch.zeros(n, dtype=torch.long)
+    if case == 'zeros':
+        s, t, rs, rt, ls, lt = (torch.zeros_like(x) for x in (s, t, rs, rt, ls, lt))
+    return s, t, y, c, torch.randn(k, d, generator=g), rs, rt, ls, lt, torch.zeros(n, dtype=torch.long)
+
+
+@pytest.mark.parametrize('case', ['one', 'same_class', 'zeros', 'k1', 'empty'])
+@pytest.mark.parametrize('center', [True, False])
+def test_degenerate_inputs_give_finite_losses_and_gradients(case, center):
+    """One sample, a single class, all-zero features / logits, K = 1, no sample or RoI at all: every loss and its
+    gradient is finite."""
+    s, t, y, c, w, rs, rt, ls, lt, groups = degenerate_inputs(case)
+    s, w, rs, ls = (x.requires_grad_() for x in (s, w, rs, ls))
+    losses = dict(
+        nd=nd_loss(s, t, y, c),
+        nd_kdpp=nd_loss(s, t, y, c, norm_floor=0),
+        nc1_contrast=nc1_contrast_loss(s, y, c, center=center),
+        nc1_align=nc1_align_loss(s, y, c, center=center),
+        nc2=nc2_loss(s, y, c, center=center),
+        nc3=nc3_align_loss(w, c, center=center),
+        cosine_logits=prototype_cosine_logits(s, c, center=center).clamp_min(-1e4).sum(),
+        icd=icd_loss(rs, rt),
+        icd_grouped=icd_grouped_loss(ls, lt, groups))
+    for name, loss in losses.items():
+        assert loss.dim() == 0 and torch.isfinite(loss), name
+        grads = torch.autograd.grad(loss, (s, w, rs, ls), allow_unused=True)
+        assert all(g is None or torch.isfinite(g).all() for g in grads), name
