@@ -1,17 +1,91 @@
 """What mmkd's distillation algorithms share on top of mmrazor's ``SingleTeacherDistill``."""
 import copy
+import logging
 import os.path as osp
-from typing import Dict, List, Optional, Set, Tuple
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
+from mmengine.logging import MessageHub, print_log
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmrazor.models import SingleTeacherDistill
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmkd.models.utils import fuse_conv_bn_
 from mmkd.registry import MODELS
 from mmkd.structures import ClassMeans
 
 _REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://', 'torchvision://', 'modelzoo://')
+#: prefixes of the parts of a distillation checkpoint (mmrazor's layout)
+DISTILL_PREFIXES = ('architecture.', 'teacher.', 'distiller.')
+
+
+def checkpoint_state_dict(checkpoint: Any, filename: str) -> Dict[str, Tensor]:
+    """The ``state_dict`` of a loaded checkpoint (or the checkpoint itself when it is one), with the
+    ``module.`` prefix of (D)DP-wrapped models stripped, as mmengine's loader does."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise ValueError(f'{filename} holds no state_dict (a {type(checkpoint).__name__}); is it a checkpoint?')
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def state_dict_mismatch(expected: Mapping[str, Tensor], given: Mapping[str, Any]
+                        ) -> Tuple[List[str], List[str], List[Tuple[str, list, list]]]:
+    """``(missing, unexpected, shape_mismatched)`` entries of ``given`` against a model's ``expected`` state
+    dict; ``shape_mismatched`` holds ``(name, shape in given, shape in the model)``. BatchNorm
+    ``num_batches_tracked`` counters do not count as missing (mmengine ignores them too)."""
+    missing = [k for k in expected if k not in given and not k.endswith('num_batches_tracked')]
+    unexpected = [k for k in given if k not in expected]
+    mismatched = [(k, list(given[k].shape), list(v.shape)) for k, v in expected.items()
+                  if k in given and torch.is_tensor(given[k]) and given[k].shape != v.shape]
+    return missing, unexpected, mismatched
+
+
+def describe_mismatch(expected: Mapping[str, Tensor], given: Mapping[str, Any], what: str, shown: int = 4) -> str:
+    """One paragraph for an error: how many of ``what``'s weights ``given`` does not provide, and a few names
+    of the missing, unexpected and shape-mismatched entries."""
+    missing, unexpected, mismatched = state_dict_mismatch(expected, given)
+    lost = set(missing) | {k for k, _, _ in mismatched}
+    total = sum(1 for k in expected if not k.endswith('num_batches_tracked'))
+    values = sum(expected[k].numel() for k in lost)
+    all_values = max(1, sum(v.numel() for k, v in expected.items() if not k.endswith('num_batches_tracked')))
+
+    def few(names: Sequence[str]) -> str:
+        return ', '.join(names[:shown]) + (f', ... ({len(names) - shown} more)' if len(names) > shown else '')
+
+    parts = [f'{len(lost)} of the {total} weights of {what} ({values / all_values:.0%} of its values) would not '
+             f'be loaded']
+    if missing:
+        parts.append(f'{len(missing)} missing ({few(missing)})')
+    if mismatched:
+        parts.append(f'{len(mismatched)} of another shape ('
+                     + few([f'{k}: {g} in the checkpoint, {e} in the model' for k, g, e in mismatched]) + ')')
+    if unexpected:
+        parts.append(f'{len(unexpected)} in the checkpoint but not in the model ({few(unexpected)})')
+    return '; '.join(parts) + '.'
+
+
+def _refuse_folded_state(module: nn.Module, state_dict: Dict[str, Tensor], prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of the teacher: refuses a state dict whose BatchNorms were folded into their
+    convolutions (written with ``teacher_fuse_conv_bn=True``) when this teacher keeps those BatchNorms, as
+    loading it would apply every such BatchNorm twice. (The opposite, an unfolded state dict into a folded
+    teacher, is folded on load by :func:`~mmkd.models.utils.fuse_conv_bn_`'s own hook.)"""
+    if not any(k.startswith(prefix) for k in state_dict):
+        return  # the checkpoint has no teacher (e.g. a plain student checkpoint): nothing to compare
+    named = dict(module.named_modules())
+    no_stats = [n for n, m in named.items() if isinstance(m, _BatchNorm) and m.track_running_stats
+                and f'{prefix}{n}.running_mean' not in state_dict]
+    new_bias = [n for n, m in named.items()
+                if isinstance(m, nn.Conv2d) and m.bias is None and f'{prefix}{n}.bias' in state_dict]
+    if no_stats and new_bias:
+        raise ValueError(
+            f'The checkpoint\'s teacher ({prefix[:-1]}) has BatchNorms folded into its convolutions ({len(new_bias)} '
+            f'convolutions carry a bias this teacher\'s lack, e.g. {new_bias[0]}; {len(no_stats)} BatchNorms have '
+            f'no statistics, e.g. {no_stats[0]}): it was written by an algorithm built with '
+            f'teacher_fuse_conv_bn=True, but this one keeps those BatchNorms (teacher_fuse_conv_bn=False, or a '
+            f'recorder reads them), so loading it would apply them twice. Build the algorithm with '
+            f'teacher_fuse_conv_bn=True (the default) and without recorders on those modules to load it.')
 
 
 @MODELS.register_module()
@@ -36,9 +110,21 @@ class TeacherStudentDistill(SingleTeacherDistill):
     * a faster frozen teacher, same function: ``teacher_fuse_conv_bn`` folds every BatchNorm into the convolution
       that feeds it (:func:`~mmkd.models.utils.fuse_conv_bn_`, checked on a traced input; teacher outputs then
       differ from the unfused ones by float rounding only), and ``teacher_channels_last`` stores the teacher's
-      convolution weights channels-last and feeds it channels-last inputs (:meth:`teacher_inputs`). Both change
-      the teacher's entries in the state dict / memory layout, so a checkpoint of the algorithm loads into an
-      algorithm built with the same two settings.
+      convolution weights channels-last and feeds it channels-last inputs (:meth:`teacher_inputs`). Teacher
+      modules that a recorder reads (or whose parameters it reads) are never folded, so every recorder sees
+      what it would see without the fusion. The folded teacher's state dict has no entries for the folded
+      BatchNorms and a bias for their convolutions; it still loads checkpoints written without the fusion
+      (folding them on load), and a checkpoint written with it is refused, with an error, by an algorithm
+      built without it (which would apply the BatchNorms twice). [PROPOSAL]
+    * ``teacher_ckpt`` must fit the teacher: a checkpoint that leaves any teacher weight unloaded (missing or of
+      another shape; e.g. the student's checkpoint, or one of another detector) is refused before training
+      with an error naming how many weights and which, unless ``teacher_ckpt_strict=False``; so is one holding
+      a NaN/Inf. [PROPOSAL]
+    * a stop at the first training step whose teacher outputs (the recorded tensors the distillation losses
+      read) or distillation losses are not finite (a NaN weight, an fp16 overflow), with a
+      ``FloatingPointError`` naming them, before the step's update or any later checkpoint exists. The check is
+      one fused reduction per step (``finite_check_interval``: every that many steps; 0 turns it off).
+      [PROPOSAL]
 
     The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
@@ -49,8 +135,9 @@ class TeacherStudentDistill(SingleTeacherDistill):
     TRACE_SIZE = 64
 
     def __init__(self, distiller: Dict, *args, teacher_ckpt: Optional[str] = None,
-                 class_means: Optional[Dict] = None, teacher_fuse_conv_bn: bool = True,
-                 teacher_channels_last: bool = False, **kwargs) -> None:
+                 teacher_ckpt_strict: bool = True, class_means: Optional[Dict] = None,
+                 teacher_fuse_conv_bn: bool = True, teacher_channels_last: bool = False,
+                 finite_check_interval: int = 1, **kwargs) -> None:
         if kwargs.get('teacher_trainable'):
             raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
                              f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
@@ -64,7 +151,14 @@ class TeacherStudentDistill(SingleTeacherDistill):
         for key, defaults in (('student_recorders', self.STUDENT_RECORDERS),
                               ('teacher_recorders', self.TEACHER_RECORDERS)):
             distiller[key] = {**defaults, **(distiller.get(key) or {})}
-        super().__init__(distiller, *args, teacher_ckpt=teacher_ckpt, **kwargs)
+        if finite_check_interval < 0:
+            raise ValueError(f'finite_check_interval must be >= 0 (0: no check), got {finite_check_interval}')
+        super().__init__(distiller, *args, teacher_ckpt=None, **kwargs)
+        self.teacher_ckpt = teacher_ckpt
+        if teacher_ckpt:
+            self._load_teacher_ckpt(teacher_ckpt, teacher_ckpt_strict)
+        self.finite_check_interval = finite_check_interval
+        self._loss_calls = 0
         self.class_means = None
         if class_means is not None:
             num_classes, feat_dim = self.class_means_shape()
@@ -88,9 +182,57 @@ class TeacherStudentDistill(SingleTeacherDistill):
         self.teacher.eval()
         if teacher_fuse_conv_bn:
             image = torch.randn(1, 3, self.TRACE_SIZE, self.TRACE_SIZE, generator=torch.Generator().manual_seed(0))
-            fuse_conv_bn_(self.teacher, lambda: self.teacher.extract_feat(image))
+            # the teacher's recorders are hooked into its modules already: keep those modules as they are
+            recorded = {rec.source for rec in self.distiller.teacher_recorders.recorders.values()}
+            try:
+                fuse_conv_bn_(self.teacher, lambda: self.teacher.extract_feat(image), keep=recorded)
+            except FloatingPointError as err:
+                raise FloatingPointError(
+                    f'The teacher\'s features on a random {self.TRACE_SIZE}x{self.TRACE_SIZE} image are not finite '
+                    f'(teacher_ckpt {teacher_ckpt!r}): its activations overflow, so it cannot teach. Check the '
+                    f'teacher checkpoint (evaluate it with tools/test.py and the teacher config).') from err
+        self.teacher.register_load_state_dict_pre_hook(_refuse_folded_state)
         if teacher_channels_last:
             self.teacher.to(memory_format=torch.channels_last)
+
+    def _load_teacher_ckpt(self, filename: str, strict: bool) -> None:
+        """Load ``teacher_ckpt`` into the (still unfused) teacher after checking that it fits (see the class
+        docstring); mmrazor itself would load any checkpoint with only a missing-keys warning."""
+        checkpoint = _load_checkpoint(filename, map_location='cpu')
+        state = checkpoint_state_dict(checkpoint, filename)
+        expected = self.teacher.state_dict()
+        missing, unexpected, mismatched = state_dict_mismatch(expected, state)
+        if missing or mismatched:
+            hint = ''
+            if any(k.startswith(DISTILL_PREFIXES) for k in state):
+                hint = (' It is a distillation checkpoint (its keys start with "architecture." / "teacher."); a '
+                        'teacher checkpoint is a plain model\'s: train the teacher with its own config, or turn '
+                        'a distilled student into one with tools/model_converters/convert_kd_ckpt_to_student.py.')
+            msg = (f'teacher_ckpt {filename!r} does not fit the teacher ({type(self.teacher).__name__}): '
+                   f'{describe_mismatch(expected, state, "the teacher")}{hint} The distillation would learn from a '
+                   f'partly random teacher.')
+            if strict:
+                raise ValueError(f'{msg} Point `teacher_ckpt` at a checkpoint of the teacher config\'s model '
+                                 f'(e.g. trained with tools/train.py <teacher config>). To load only the matching '
+                                 f'weights on purpose, set teacher_ckpt_strict=False in the algorithm (model) config.')
+            print_log(f'{msg} Loading only the matching weights (teacher_ckpt_strict=False).', logger='current',
+                      level=logging.WARNING)
+            state = {k: v for k, v in state.items() if k in expected and expected[k].shape == v.shape}
+            checkpoint = dict(state_dict=state)
+        elif unexpected:
+            print_log(f'teacher_ckpt {filename!r}: {len(unexpected)} entries that the teacher does not have are '
+                      f'ignored ({", ".join(unexpected[:4])}{", ..." if len(unexpected) > 4 else ""}).',
+                      logger='current', level=logging.WARNING)
+        _load_checkpoint_to_model(self.teacher, checkpoint, strict=False, logger='current')
+        self.teacher._is_init = True  # keep the loaded weights through init_weights(), as mmrazor does
+        non_finite = [k for k, v in self.teacher.state_dict().items()
+                      if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if non_finite:
+            raise ValueError(
+                f'teacher_ckpt {filename!r} holds NaN/Inf values in {len(non_finite)} of the teacher\'s tensors '
+                f'({", ".join(non_finite[:4])}{", ..." if len(non_finite) > 4 else ""}): the student would be '
+                f'trained into NaN. Use an earlier checkpoint of the teacher (one whose training had not diverged), '
+                f'or retrain it.')
 
     def teacher_inputs(self, batch_inputs: Tensor) -> Tensor:
         """``batch_inputs`` in the memory layout the teacher runs in (channels-last with
@@ -120,9 +262,75 @@ class TeacherStudentDistill(SingleTeacherDistill):
             self.teacher.eval()
         return self
 
+    # ------------------------------------------------------------------ fault tolerance
+    def _check_finite(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Return ``losses`` if the teacher tensors the distillation losses read and the distillation losses
+        themselves are finite, else raise a ``FloatingPointError`` naming them (called at the end of
+        ``loss``, every ``finite_check_interval`` calls). One float32 sum per tensor and one host sync: a sum
+        is finite exactly when every element is (barring an overflow of the float32 sum itself)."""
+        self._loss_calls += 1
+        distill = [(name, value) for name, value in losses.items() if name.startswith('distill.')]
+        if not self.finite_check_interval or (self._loss_calls - 1) % self.finite_check_interval or not distill:
+            return losses
+        teacher = self._teacher_loss_inputs()
+        tensors = [t for _, t in teacher] + [t for _, v in distill for t in _float_tensors(v)]
+        sums = torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors])
+        if bool(torch.isfinite(sums).all()):
+            return losses
+        step = MessageHub.get_current_instance().get_info('iter')
+        at = f'at training iteration {step + 1}' if step is not None else 'in this training step'
+        bad_teacher = [(what, t) for what, t in teacher if not torch.isfinite(t).all()]
+        if bad_teacher:
+            ckpt = f' ({self.teacher_ckpt})' if self.teacher_ckpt else ''
+            raise FloatingPointError(
+                f'{type(self).__name__}: non-finite teacher outputs {at}: '
+                + '; '.join(f'{what}: {_count_non_finite(t)}' for what, t in bad_teacher)
+                + f'. The teacher\'s weights{ckpt} hold a NaN/Inf, or its activations overflow (fp16: run the '
+                  f'teacher in fp32/bf16). Training stopped before this step\'s update; no checkpoint of it was '
+                  f'written.')
+        bad_losses = [name for name, v in distill if not all(torch.isfinite(t).all() for t in _float_tensors(v))]
+        raise FloatingPointError(
+            f'{type(self).__name__}: non-finite distillation loss {at}: '
+            + ', '.join(f'{name} = {[float(t) for t in _float_tensors(dict(distill)[name])]}'
+                        for name in bad_losses)
+            + ' (the teacher outputs they read are finite; a student output or a loss\'s own arithmetic is not: '
+              'lower the learning rate or that loss\'s weight, or check its inputs). Training stopped before this '
+              'step\'s update; no checkpoint of it was written.')
+
+    def _teacher_loss_inputs(self) -> List[Tuple[str, Tensor]]:
+        """The recorded teacher tensors that some distillation loss reads, each with a description."""
+        readers: Dict[Tuple, List[str]] = {}
+        for loss_name, mapping in self.distiller.loss_forward_mappings.items():
+            for rec in mapping.values():
+                if not rec.get('from_student', True):
+                    key = (rec['recorder'], rec.get('record_idx', 0), rec.get('data_idx'))
+                    readers.setdefault(key, []).append(loss_name)
+        out = []
+        for (recorder, record_idx, data_idx), losses in readers.items():
+            source = self.distiller.teacher_recorders.recorders[recorder].source
+            data = self.distiller.get_record(recorder, False, record_idx=record_idx, data_idx=data_idx)
+            what = (f'teacher record {recorder!r} ({source}'
+                    + (f', data_idx={data_idx}' if data_idx is not None else '') + f'; read by {", ".join(losses)})')
+            out += [(what, t) for t in _float_tensors(data)]
+        return out
+
     def _used_sources(self, from_student: bool) -> Set[str]:
         """Module/method paths of the student's or the teacher's recorders that some distillation loss reads."""
         manager = self.distiller.student_recorders if from_student else self.distiller.teacher_recorders
         return {manager.recorders[rec['recorder']].source
                 for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
                 if rec.get('from_student', True) == from_student}
+
+
+def _float_tensors(data: Any) -> List[Tensor]:
+    """The floating-point tensors in a (nested) record or loss value."""
+    if torch.is_tensor(data):
+        return [data] if data.is_floating_point() else []
+    if isinstance(data, (list, tuple)):
+        return [t for d in data for t in _float_tensors(d)]
+    return []
+
+
+def _count_non_finite(t: Tensor) -> str:
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    return f'{nan} NaN and {inf} Inf of {t.numel()} values'

@@ -148,7 +148,7 @@ class RoIDistill(TeacherStudentDistill):
                                     self._record('roi_targets', True, data_idx=0),
                                     self._record('roi_targets', True, data_idx=1))
         losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
-        return losses
+        return self._check_finite(losses)
 
     def _record(self, name: str, from_student: bool, data_idx: Optional[int] = None):
         return self.distiller.get_record(name, from_student, data_idx=data_idx)

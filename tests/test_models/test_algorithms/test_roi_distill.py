@@ -13,6 +13,10 @@ from mmkd.registry import MODELS
 from mmkd.testing import randomise_batchnorms
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+#: the demo detectors' number of classes (the background label) and RoI feature width
+K = Config.fromfile(osp.join(REPO, 'configs/demo/faster_rcnn_r50_r18_kd.py')).model.teacher.roi_head.bbox_head\
+    .num_classes
+C = 512
 
 
 def demo_model_cfg(method: str = 'nd', **overrides) -> dict:
@@ -38,7 +42,7 @@ def batch(num_images: int = 2, size: int = 64, seed: int = 0):
         xy = torch.rand(3, 2, generator=gen) * size * 0.6
         wh = 8 + torch.rand(3, 2, generator=gen) * size * 0.35
         sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
-                                           labels=torch.randint(0, 8, (3,), generator=gen))
+                                           labels=torch.randint(0, K, (3,), generator=gen))
         samples.append(sample)
     return inputs, samples
 
@@ -70,8 +74,8 @@ def test_teacher_roi_tensors_match_the_students_roi_by_roi():
     s_logits, t_logits = record('roi_logits', True), record('roi_logits', False)
     rois = record('rois', True, data_idx=1)
     labels, weights = record('roi_targets', True, data_idx=0), record('roi_targets', True, data_idx=1)
-    assert s_feat.shape == t_feat.shape == (len(rois), 512) and s_logits.shape == (len(rois), 9)
-    assert len(labels) == len(rois) and labels.max() <= 8 and (labels == 8).any()  # background = 8
+    assert s_feat.shape == t_feat.shape == (len(rois), C) and s_logits.shape == (len(rois), K + 1)
+    assert len(labels) == len(rois) and labels.max() <= K and (labels == K).any()  # background = K
     torch.testing.assert_close(t_feat, s_feat.detach(), rtol=0, atol=1e-5)
     torch.testing.assert_close(t_logits, s_logits.detach(), rtol=0, atol=1e-5)
     assert losses['distill.loss_kd'].abs() < 1e-5  # KD of identical logits
@@ -154,35 +158,49 @@ def test_teacher_is_skipped_when_no_loss_reads_it():
     assert 'student.loss_cls' in model.loss(*batch())
 
 
-def test_ema_class_means_are_updated_from_teacher_roi_features():
-    model = build(demo_model_cfg('nd', class_means=dict(momentum=0.5)))
+def test_ema_class_means_follow_the_teacher_roi_features_step_by_step():
+    m = 0.5
+    model = build(demo_model_cfg('nd', class_means=dict(momentum=m)))
     assert model._teacher_runs_roi_head and not model.class_means.initialized
     model.train()
-    losses = model.loss(*batch())
-    assert model.class_means.initialized and model.class_means.valid[8]  # background seen in every batch
-    assert torch.isfinite(losses['distill.loss_nd'])
+    expected = torch.zeros(K + 1, C, dtype=torch.float64)
+    seen = torch.zeros(K + 1, dtype=torch.bool)
+    for seed in (0, 1, 2):
+        losses = model.loss(*batch(seed=seed))
+        assert torch.isfinite(losses['distill.loss_nd'])
+        record = model.distiller.get_record
+        feats = record('roi_feat', False, data_idx=0).double()
+        labels, weights = record('roi_targets', True, data_idx=0), record('roi_targets', True, data_idx=1).double()
+        for c in labels[weights > 0].unique().tolist():  # per class present: EMA of its weighted batch mean
+            w = weights * (labels == c)
+            batch_mean = (feats * w[:, None]).sum(0) / w.sum()
+            expected[c] = (1 - m) * expected[c] + m * batch_mean if seen[c] else batch_mean
+            seen[c] = True
+    assert seen[K] and seen.sum() >= 3  # background (K) in every batch, and some objects
+    torch.testing.assert_close(model.class_means.means, expected.float(), rtol=1e-5, atol=1e-6)
+    assert model.class_means.valid.tolist() == seen.tolist()
 
 
 def test_collect_class_features_labels_teacher_rois_with_their_assigned_class():
     model = build(demo_model_cfg('nd'))
     model.train()
     feats, labels = model.collect_class_features(*batch())
-    assert feats.ndim == 2 and feats.shape == (len(labels), 512) and len(labels) > 0
-    assert labels.min() >= 0 and labels.max() <= 8 and (feats >= 0).all()  # post-ReLU feature
+    assert feats.ndim == 2 and feats.shape == (len(labels), C) and len(labels) > 0
+    assert labels.min() >= 0 and labels.max() <= K and (feats >= 0).all()  # post-ReLU feature
 
 
 def test_build_time_checks_name_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
         build(demo_model_cfg('nd', teacher_ckpt=str(tmp_path / 'missing.pth')))
     cfg = demo_model_cfg('kd')
-    cfg['teacher']['roi_head']['bbox_head']['num_classes'] = 5
+    cfg['teacher']['roi_head']['bbox_head']['num_classes'] = K + 1
     with pytest.raises(ValueError, match='num_classes'):
         build(cfg)
     cfg = demo_model_cfg('nd')
     cfg['teacher']['roi_head']['bbox_head']['fc_out_channels'] = 256
     with pytest.raises(ValueError, match='EmbeddingProjector'):
         build(cfg)
-    cfg['distiller']['connectors'] = dict(roi_proj=dict(type='mmkd.EmbeddingProjector', in_channels=512,
+    cfg['distiller']['connectors'] = dict(roi_proj=dict(type='mmkd.EmbeddingProjector', in_channels=C,
                                                         out_channels=256))
     cfg['distiller']['loss_forward_mappings']['loss_nd']['student_feat']['connector'] = 'roi_proj'
     model = build(cfg)
@@ -192,7 +210,7 @@ def test_build_time_checks_name_the_fix(tmp_path):
     assert torch.isfinite(model.loss(*batch())['distill.loss_nd'])
     with pytest.raises(ValueError, match='class_means'):
         build(demo_model_cfg('nd', class_means=None))
-    with pytest.raises(ValueError, match=r'\[9, 512\]'):
+    with pytest.raises(ValueError, match=rf'\[{K + 1}, {C}\]'):
         build(demo_model_cfg('nd', class_means=dict(num_classes=81, feat_dim=1024)))
     with pytest.raises(ValueError, match='teacher_trainable'):
         build(demo_model_cfg('kd', teacher_trainable=True))
@@ -205,3 +223,23 @@ def test_stopped_distillation_trains_the_student_alone_without_the_teacher():
     model.teacher.extract_feat = None  # would raise if called
     losses = model.loss(*batch())
     assert 'student.loss_cls' in losses and not any(k.startswith('distill.') for k in losses)
+
+
+def test_student_checkpoint_given_as_the_teachers_is_refused(tmp_path):
+    student = build(demo_model_cfg('kd')).student  # R18 weights for the R50 teacher
+    path = str(tmp_path / 'r18.pth')
+    torch.save(dict(state_dict=student.state_dict()), path)
+    with pytest.raises(ValueError, match=r'does not fit the teacher \(FasterRCNN\): \d+ of the \d+ weights of the '
+                                         r'teacher .*missing \(backbone\..*of another shape \(.*'
+                                         r'teacher_ckpt_strict=False'):
+        build(demo_model_cfg('kd', teacher_ckpt=path))
+
+
+def test_nan_teacher_weight_stops_the_step_naming_the_roi_logits():
+    model = build(demo_model_cfg('kd'))
+    with torch.no_grad():
+        model.teacher.roi_head.bbox_head.fc_cls.weight[0, 0] = float('nan')
+    model.train()
+    with pytest.raises(FloatingPointError, match=r"non-finite teacher outputs.*teacher record 'roi_logits' "
+                                                 r"\(roi_head\.bbox_head\.fc_cls; read by loss_kd\): \d+ NaN"):
+        model.loss(*batch())

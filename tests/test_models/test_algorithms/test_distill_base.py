@@ -1,0 +1,243 @@
+"""What both distillation algorithms inherit from ``TeacherStudentDistill``, on tiny classifiers: a teacher
+checkpoint that must fit the teacher, a stop at non-finite teacher outputs or losses, checkpoints that load
+whatever ``teacher_fuse_conv_bn`` they were written with, and teacher recorders the BatchNorm folding leaves
+intact."""
+import uuid
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import load_state_dict
+from mmengine.structures import BaseDataElement
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import mmkd  # noqa: F401
+from mmkd.models.utils import trace_conv_bn_pairs
+from mmkd.registry import MODELS
+from mmkd.testing import randomise_batchnorms
+
+K = 5
+
+
+@pytest.fixture(autouse=True)
+def mmkd_scope():
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        yield
+
+
+def classifier(arch: str = 'resnet14') -> dict:
+    return dict(type='ImageClassifier', backbone=dict(type='CIFARResNet', arch=arch),
+                head=dict(type='LinearClsHead', num_classes=K, in_channels=64))
+
+
+def algorithm(teacher_recorders=None, **kwargs):
+    """ClsDistill resnet14 -> resnet8 with KD on the logits and ND on the features."""
+    cfg = dict(
+        type='ClsDistill', architecture=classifier('resnet8'), teacher=classifier('resnet14'),
+        class_means=dict(num_classes=K, feat_dim=64),
+        distiller=dict(
+            type='ConfigurableDistiller', teacher_recorders=teacher_recorders or {},
+            distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=4), loss_nd=dict(type='NDLoss')),
+            loss_forward_mappings=dict(
+                loss_kd=dict(preds_S=dict(recorder='logits', from_student=True),
+                             preds_T=dict(recorder='logits', from_student=False)),
+                loss_nd=dict(student_feat=dict(recorder='feat', from_student=True),
+                             teacher_feat=dict(recorder='feat', from_student=False),
+                             labels=dict(recorder='labels', from_student=True, data_idx=1)))))
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.class_means.update(torch.rand(2 * K, 64), torch.arange(K).repeat(2))
+    return model
+
+
+def batch(n: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 32, 32, generator=g), [BaseDataElement(gt_label=torch.tensor([i % K])) for i in range(n)]
+
+
+def teacher_ckpt(tmp_path, name: str = 'teacher.pth', **extra) -> str:
+    """A resnet14 classifier checkpoint (mmengine layout) with BatchNorms far from their initial values."""
+    teacher = randomise_batchnorms(MODELS.build(classifier('resnet14')))
+    path = str(tmp_path / name)
+    torch.save(dict(state_dict=teacher.state_dict(), meta=dict(), **extra), path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- teacher_ckpt
+def test_teacher_ckpt_that_does_not_fit_is_refused_before_training(tmp_path):
+    student_ckpt = str(tmp_path / 'student.pth')  # the classic mix-up: the student's checkpoint as the teacher's
+    torch.save(dict(state_dict=MODELS.build(classifier('resnet8')).state_dict()), student_ckpt)
+    with pytest.raises(ValueError) as err:
+        algorithm(teacher_ckpt=student_ckpt)
+    msg = str(err.value)
+    teacher_weights = sum(1 for k in MODELS.build(classifier('resnet14')).state_dict()
+                          if not k.endswith('num_batches_tracked'))
+    lost = int(msg.split(' of the ')[0].rsplit(' ', 1)[-1])
+    assert f'of the {teacher_weights} weights of the teacher' in msg and 0 < lost < teacher_weights
+    assert 'missing (backbone.' in msg and 'teacher_ckpt_strict=False' in msg and student_ckpt in msg
+
+    # a distillation checkpoint (architecture./teacher. keys) is named as such
+    distill_ckpt = str(tmp_path / 'distill.pth')
+    torch.save(dict(state_dict={f'teacher.{k}': v for k, v in MODELS.build(classifier()).state_dict().items()}),
+               distill_ckpt)
+    with pytest.raises(ValueError, match='distillation checkpoint.*convert_kd_ckpt_to_student'):
+        algorithm(teacher_ckpt=distill_ckpt)
+
+    # explicit opt-in: the matching weights are loaded, the others stay as initialised
+    model = algorithm(teacher_ckpt=student_ckpt, teacher_ckpt_strict=False, teacher_fuse_conv_bn=False)
+    student_state = torch.load(student_ckpt, weights_only=True)['state_dict']
+    assert torch.equal(model.teacher.state_dict()['backbone.stem.0.weight'], student_state['backbone.stem.0.weight'])
+
+
+def test_fitting_teacher_ckpt_loads_fully(tmp_path):
+    path = teacher_ckpt(tmp_path)
+    state = torch.load(path, weights_only=True)['state_dict']
+    wrapped = str(tmp_path / 'ddp.pth')  # written from a DDP-wrapped model: keys start with 'module.'
+    torch.save(dict(state_dict={f'module.{k}': v for k, v in state.items()}), wrapped)
+    for ckpt in (path, wrapped):
+        model = algorithm(teacher_ckpt=ckpt, teacher_fuse_conv_bn=False)
+        for k, v in model.teacher.state_dict().items():
+            assert torch.equal(v, state[k]), k
+        assert model.teacher_ckpt == ckpt
+
+
+# ---------------------------------------------------------------------------------------------- non-finite
+def test_nan_in_teacher_weights_stops_the_step_naming_the_tensor():
+    model = algorithm()
+    model.train()
+    with torch.no_grad():
+        model.teacher.head.fc.weight[0, 0] = float('nan')  # logits go NaN, features stay finite
+    with pytest.raises(FloatingPointError) as err:
+        model.loss(*batch())
+    msg = str(err.value)
+    assert "teacher record 'logits' (head.fc; read by loss_kd)" in msg and 'NaN' in msg
+    assert "'feat'" not in msg  # the finite teacher feature is not blamed
+
+
+def test_non_finite_distill_loss_is_named(monkeypatch):
+    model = algorithm()
+    model.train()
+    nd = model.distiller.distill_losses['loss_nd']
+    monkeypatch.setattr(nd, 'forward', lambda *args, **kwargs: torch.tensor(float('inf')))
+    with pytest.raises(FloatingPointError, match=r'non-finite distillation loss.*loss_nd = \[inf\]'):
+        model.loss(*batch())
+    # every other step with finite_check_interval=2; never with 0
+    model.finite_check_interval, model._loss_calls = 2, 0
+    with pytest.raises(FloatingPointError):
+        model.loss(*batch())
+    assert torch.isinf(model.loss(*batch())['distill.loss_nd'])
+    model.finite_check_interval = 0
+    assert torch.isinf(model.loss(*batch())['distill.loss_nd'])
+    with pytest.raises(ValueError, match='finite_check_interval'):
+        algorithm(finite_check_interval=-1)
+
+
+class TinyData(torch.utils.data.Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return dict(inputs=torch.randn(3, 32, 32, generator=g),
+                    data_samples=BaseDataElement(gt_label=torch.tensor([i % K])))
+
+
+def test_teacher_ckpt_holding_a_nan_is_refused_at_build(tmp_path):
+    path = teacher_ckpt(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt['state_dict']['backbone.stem.0.weight'][0, 0, 0, 0] = float('nan')
+    torch.save(ckpt, path)
+    for fuse in (True, False):
+        with pytest.raises(ValueError, match=r'holds NaN/Inf values in 1 of the teacher\'s tensors '
+                                             r'\(backbone\.stem\.0\.weight\)'):
+            algorithm(teacher_ckpt=path, teacher_fuse_conv_bn=fuse)
+
+
+def test_teacher_whose_features_overflow_is_refused_at_build(tmp_path):
+    path = teacher_ckpt(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt['state_dict']['backbone.stem.0.weight'] *= 1e38  # finite weights, infinite activations
+    torch.save(ckpt, path)
+    with pytest.raises(FloatingPointError, match='teacher\'s features on a random 64x64 image are not finite'):
+        algorithm(teacher_ckpt=path)
+
+
+def test_nan_teacher_stops_training_at_step_one_before_any_checkpoint(tmp_path):
+    """A teacher going non-finite after the build checks (an fp16 overflow does): the first step stops."""
+    model = algorithm(teacher_ckpt=teacher_ckpt(tmp_path))
+    with torch.no_grad():
+        model.teacher.backbone.stem[0].weight[0, 0, 0, 0] = float('nan')
+    work_dir = tmp_path / 'work_dir'
+    runner = Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'nan_{uuid.uuid4().hex}', default_scope='mmkd',
+        train_dataloader=dict(dataset=TinyData(), sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=4,
+                              num_workers=0, collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False)),
+        log_processor=dict(by_epoch=False))
+    with pytest.raises(FloatingPointError, match=r"at training iteration 1: teacher record 'logits' \(head\.fc; "
+                                                 r"read by loss_kd\).*teacher record 'feat' \(neck; read by loss_nd\)"):
+        runner.train()
+    assert not list(work_dir.rglob('*.pth'))
+
+
+# ------------------------------------------------------------------------------------ teacher_fuse_conv_bn
+def teacher_features(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model.teacher.extract_feat(model.teacher_inputs(x))
+
+
+def test_checkpoints_load_whatever_teacher_fuse_conv_bn_wrote_them(tmp_path):
+    x, _ = batch()
+    torch.manual_seed(1)
+    unfused = algorithm(teacher_ckpt=teacher_ckpt(tmp_path), teacher_fuse_conv_bn=False)
+    expected = teacher_features(unfused, x)
+    # written unfolded, loaded (as by --resume or tools/test.py: mmengine, strict=False) into a folded teacher:
+    # folded on load
+    torch.manual_seed(2)
+    fused = algorithm()
+    assert not any(isinstance(m, _BatchNorm) for m in fused.teacher.modules())
+    load_state_dict(fused, unfused.state_dict())
+    torch.testing.assert_close(teacher_features(fused, x), expected, rtol=1e-5, atol=1e-5)
+    assert set(fused.state_dict()) == set(algorithm().state_dict())  # still the folded layout
+    # written folded, loaded into an algorithm that keeps the BatchNorms: refused, nothing silently wrong
+    torch.manual_seed(3)
+    other = algorithm(teacher_fuse_conv_bn=False)
+    with pytest.raises(ValueError, match='teacher_fuse_conv_bn=True'):
+        load_state_dict(other, fused.state_dict())
+    with pytest.raises(ValueError, match='teacher_fuse_conv_bn=True'):
+        other.load_state_dict(fused.state_dict())
+    # same setting: loads as before
+    again = algorithm()
+    again.load_state_dict(fused.state_dict())
+    torch.testing.assert_close(teacher_features(again, x), expected, rtol=1e-5, atol=1e-5)
+    # a plain student checkpoint (no teacher entries) is not mistaken for either layout
+    load_state_dict(other, {f'architecture.{k}': v for k, v in fused.student.state_dict().items()})
+
+
+# -------------------------------------------------------------------------------- recorders on the teacher
+def test_teacher_recorders_on_conv_and_batchnorm_see_the_unfolded_tensors(tmp_path):
+    x, _ = batch()
+    plain = randomise_batchnorms(MODELS.build(classifier('resnet14')))
+    pairs, _ = trace_conv_bn_pairs(plain, lambda: plain.extract_feat(x[:1]))
+    conv, bn = pairs[len(pairs) // 2]
+    recorders = dict(conv_out=dict(type='ModuleOutputs', source=conv), bn_in=dict(type='ModuleInputs', source=bn),
+                     bn_out=dict(type='ModuleOutputs', source=bn))
+    ckpt = teacher_ckpt(tmp_path)
+    records = {}
+    for fuse in (False, True):
+        model = algorithm(teacher_recorders=recorders, teacher_ckpt=ckpt, teacher_fuse_conv_bn=fuse)
+        named = dict(model.teacher.named_modules())
+        if fuse:  # the recorded pair stays, every other pair is folded
+            assert isinstance(named[bn], _BatchNorm) and named[conv].bias is None
+            assert sum(isinstance(m, _BatchNorm) for m in model.teacher.modules()) == 1
+        with model.distiller.teacher_recorders:
+            teacher_features(model, x)
+        records[fuse] = {name: model.distiller.get_record(name, False, data_idx=0 if name == 'bn_in' else None)
+                         for name in recorders}
+    for name in recorders:
+        torch.testing.assert_close(records[True][name], records[False][name], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(records[True]['conv_out'], records[True]['bn_out'])  # pre- vs post-BatchNorm
