@@ -1,7 +1,9 @@
 """Teacher class means (ND class centres, NC prototypes) as a checkpointed module."""
+import hashlib
 import os
 import os.path as osp
 import tempfile
+from functools import lru_cache
 from typing import Optional
 
 import torch
@@ -23,7 +25,9 @@ class ClassMeans(BaseModule):
       (with weights: ``sum w f / sum w``), as the official ND code computes it over the training set.
     * ``momentum=m`` in ``(0, 1]``: EMA, for classes present in a batch
       ``means_k <- (1 - m) means_k + m * batch_mean_k``; a class seen for the first time takes its batch mean.
-      ``sums`` / ``counts`` still accumulate (``counts`` drives :attr:`valid`).
+      ``sums`` / ``counts`` still accumulate (``counts`` drives :attr:`valid`). In a distributed run the batch
+      statistics are summed over the ranks before the step (one all-reduce of ``[K, D + 1]`` values), so the
+      batch is the global batch and every rank holds the same means. [PROPOSAL]
 
     Buffers (persistent, so they are in every checkpoint of the model owning this module):
     ``sums [K, D]`` float64, ``counts [K]`` float64, ``means [K, D]`` float32.
@@ -72,7 +76,10 @@ class ClassMeans(BaseModule):
     @torch.no_grad()
     def update(self, feats: Tensor, labels: Tensor, weight: Optional[Tensor] = None) -> None:
         """Accumulate ``feats [N, D]`` with ``labels [N]`` int64 in ``[0, K)`` and optional ``weight [N]``
-        (``w <= 0`` ignores a sample). Vectorised with ``index_add_``; computed in float64."""
+        (``w <= 0`` ignores a sample). Vectorised with ``index_add_``; computed in float64.
+
+        EMA mode, distributed: a collective call (every rank must call it, once per step, as the algorithms do);
+        the exact mode accumulates per rank and is combined once by :meth:`all_reduce`."""
         if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
             raise ValueError(f'feats must have shape [N, {self.feat_dim}], got {list(feats.shape)}')
         if labels.dtype != torch.int64 or labels.shape != feats.shape[:1]:
@@ -93,6 +100,10 @@ class ClassMeans(BaseModule):
             self.counts += batch_counts
             self._recompute()
             return
+        if get_world_size() > 1:  # the global batch: identical statistics, hence identical means, on every rank
+            stats = torch.cat([batch_sums, batch_counts[:, None]], dim=1)
+            all_reduce(stats)
+            batch_sums, batch_counts = stats[:, :-1], stats[:, -1]
         present, seen = batch_counts > 0, self.counts > 0
         batch_means = batch_sums / batch_counts.clamp_min(torch.finfo(batch_counts.dtype).tiny)[:, None]
         ema = (1 - self.momentum) * self.means.double() + self.momentum * batch_means
@@ -103,21 +114,22 @@ class ClassMeans(BaseModule):
 
     @torch.no_grad()
     def all_reduce(self) -> None:
-        """Combine the ranks (no-op when not distributed): ``sums`` and ``counts`` are summed and the means
-        recomputed; in EMA mode each class's mean is averaged over the ranks that have seen it."""
-        if get_world_size() == 1:
+        """Combine the ranks after exact updates (no-op when not distributed): ``sums`` and ``counts`` are summed
+        and the means recomputed. In EMA mode every :meth:`update` is already global: nothing to do."""
+        if get_world_size() == 1 or self.momentum is not None:
             return
-        if self.momentum is not None:
-            seen = (self.counts > 0).double()
-            means = self.means.double() * seen[:, None]
-            all_reduce(means)
-            all_reduce(seen)
         all_reduce(self.sums)
         all_reduce(self.counts)
-        if self.momentum is None:
-            self._recompute()
-        else:
-            self.means.copy_(means / seen.clamp_min(1)[:, None])
+        self._recompute()
+
+    def coverage(self) -> str:
+        """``'k/K classes'`` with a mean, plus the indices of those without one (at most 20)."""
+        missing = (~self.valid).nonzero().flatten().tolist()
+        text = f'{self.num_classes - len(missing)}/{self.num_classes} classes'
+        if missing:
+            text += f' (none for class{"es" if len(missing) > 1 else ""} {missing[:20]}' + \
+                (f' and {len(missing) - 20} more)' if len(missing) > 20 else ')')
+        return text
 
     def save(self, path: str, meta: Optional[dict] = None) -> None:
         """Write ``dict(means, counts, num_classes, feat_dim, meta)`` to ``path`` atomically (a temporary file in
@@ -164,3 +176,22 @@ class ClassMeans(BaseModule):
         self.counts.copy_(counts)
         self.sums.copy_(self.means.double() * self.counts[:, None])
         return data.get('meta') or {}
+
+
+def checkpoint_identity(path: Optional[str]) -> dict:
+    """What identifies a teacher checkpoint in a class-means file's ``meta``: ``teacher_ckpt`` (the path as
+    given) and ``teacher_sha256`` (of the file's bytes; None for a remote or missing file)."""
+    digest = None
+    if path and osp.isfile(path):
+        stat = os.stat(path)
+        digest = _sha256(osp.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return dict(teacher_ckpt=path, teacher_sha256=digest)
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a rewritten file is hashed again
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            sha.update(block)
+    return sha.hexdigest()

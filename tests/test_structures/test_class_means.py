@@ -1,10 +1,15 @@
-"""ClassMeans: exact / EMA updates against loops, validity, persistence and atomic save."""
+"""ClassMeans: exact / EMA updates against loops, validity, persistence and atomic save, ranks kept identical."""
+import hashlib
 import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from mmkd.structures import ClassMeans
+from mmkd.structures.class_means import checkpoint_identity
 
 
 def loop_means(feats, labels, k, weight=None):
@@ -144,3 +149,51 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with open(path, 'rb') as f:
         assert f.read() == original
     assert os.listdir(tmp_path) == ['means.pth']
+
+
+def test_coverage_names_the_classes_without_a_mean():
+    cm = ClassMeans(30, 2)
+    assert cm.coverage().startswith('0/30 classes (none for classes [0, 1, ') and 'and 10 more' in cm.coverage()
+    cm.update(torch.ones(29, 2), torch.arange(29))
+    assert cm.coverage() == '29/30 classes (none for class [29])'
+    cm.update(torch.ones(1, 2), torch.tensor([29]))
+    assert cm.coverage() == '30/30 classes'
+
+
+def test_checkpoint_identity_is_the_files_sha256(tmp_path):
+    path = tmp_path / 'teacher.pth'
+    path.write_bytes(b'weights')
+    assert checkpoint_identity(str(path)) == dict(teacher_ckpt=str(path),
+                                                  teacher_sha256=hashlib.sha256(b'weights').hexdigest())
+    path.write_bytes(b'other weights')  # rewritten in place: hashed again
+    assert checkpoint_identity(str(path))['teacher_sha256'] == hashlib.sha256(b'other weights').hexdigest()
+    assert checkpoint_identity('https://example.com/teacher.pth')['teacher_sha256'] is None
+    assert checkpoint_identity(None) == dict(teacher_ckpt=None, teacher_sha256=None)
+
+
+def _ema_rank(rank: int, port: int, out: str) -> None:
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    try:
+        cm = ClassMeans(5, 3, momentum=0.25)
+        for feats, labels, weight in batches(seed=10 + rank):  # each rank its own batches
+            cm.update(feats, labels, weight)
+        cm.all_reduce()  # what compute_class_means does after its pass
+        torch.save(dict(cm.state_dict()), os.path.join(out, f'rank{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ema_updates_are_global_and_identical_on_every_rank(tmp_path):
+    """DDP does not broadcast buffers: each rank must reach the same EMA means by itself, namely the EMA over
+    the global batches (the ranks' batches together)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ema_rank, args=(port, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1)]
+    single = ClassMeans(5, 3, momentum=0.25)
+    for step in zip(batches(seed=10), batches(seed=11)):
+        single.update(*(torch.cat(parts) for parts in zip(*step)))
+    for key in ('means', 'counts', 'sums'):
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+        torch.testing.assert_close(ranks[0][key], single.state_dict()[key])

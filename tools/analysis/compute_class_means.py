@@ -5,7 +5,9 @@
 
 Runs the same teacher pass as ``ClassMeansHook`` (detection: teacher RoI features labelled with their assigned
 class, background included; classification: penultimate features by label) over the config's training data and
-writes the means atomically. An existing ``--out`` file is never overwritten unless ``--force`` is given.
+writes the means atomically, with the teacher checkpoint's path and SHA-256 (``ClassMeansHook(file=...)`` warns
+when they are not its run's teacher's). An existing ``--out`` file is never overwritten unless ``--force`` is
+given. The teacher checkpoint must fit the teacher (``teacher_ckpt_strict``, as for training).
 """
 import argparse
 import os.path as osp
@@ -17,6 +19,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmkd.engine.hooks import compute_class_means  # noqa: E402
+from mmkd.structures.class_means import checkpoint_identity  # noqa: E402
 
 
 def parse_args():
@@ -44,10 +47,9 @@ def main():
     runner = Runner.from_cfg(cfg)
     model = runner.model
     compute_class_means(model, cfg.train_dataloader, args.max_iters, runner)
-    model.class_means.save(args.out, meta=dict(config=args.config, teacher_ckpt=cfg.model.get('teacher_ckpt')))
-    valid = int(model.class_means.valid.sum())
+    model.class_means.save(args.out, meta=dict(config=args.config, **checkpoint_identity(model.teacher_ckpt)))
     runner.logger.info(f'wrote {args.out}: [{model.class_means.num_classes}, {model.class_means.feat_dim}], '
-                       f'{valid} classes with samples')
+                       f'means for {model.class_means.coverage()}')
 
 
 if __name__ == '__main__':
