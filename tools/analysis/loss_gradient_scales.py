@@ -45,7 +45,6 @@ from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from mmkd.engine.hooks.class_means_hook import compute_class_means  # noqa: E402
-from mmkd.models.algorithms.cls_distill import warmup_factor  # noqa: E402
 
 TASK = 'task'
 COLUMNS = ('loss', 'grad_backbone', 'grad_head', 'grad_connectors', 'ratio_backbone', 'ratio_head', 'cos_task')
@@ -160,13 +159,13 @@ def loss_terms(model: nn.Module, losses: Dict[str, Tensor], captured: Dict[str, 
         terms[key] = total(value)
     terms[TASK] = sum(terms[k] for k, _ in student)
     distill = [(k, v) for k, v in losses.items() if k.startswith('distill.') and 'loss' in k]
-    warmup = getattr(model, 'loss_warmup', None) or {}
+    warmup = model.warmup_factors(epoch=epoch) if hasattr(model, 'warmup_factors') else {}
     for key, value in distill:
         terms[key] = total(value)
         name = key[len('distill.'):]
         module = model.distiller.distill_losses[name] if name in model.distiller.distill_losses else None
         if module is not None and hasattr(module, 'loss_terms') and name in captured:
-            factor = warmup_factor(epoch, warmup[name]) if name in warmup else 1.0
+            factor = warmup.get(name, 1.0)
             parts = module.loss_terms(**captured[name])
             for part, part_value in parts.items():
                 terms[f'{key}/{part}'] = factor * part_value
@@ -250,13 +249,12 @@ def teacher_reference(model: nn.Module, inputs: Tensor, captured: Dict[str, dict
         return {}
     teacher_inputs = getattr(model, 'teacher_inputs', lambda x: x)(inputs)
     t_feat = model.teacher.extract_feat(teacher_inputs)
-    warmup = getattr(model, 'loss_warmup', None) or {}
+    warmup = model.warmup_factors(epoch=epoch) if hasattr(model, 'warmup_factors') else {}
     out = {}
     for name, kwargs in readers.items():
         if not isinstance(t_feat, Tensor) or t_feat.shape != kwargs['student_feat'].shape:
             continue
-        module, factor = model.distiller.distill_losses[name], warmup_factor(epoch, warmup[name]) if name in warmup \
-            else 1.0
+        module, factor = model.distiller.distill_losses[name], warmup.get(name, 1.0)
         kwargs = dict(kwargs, student_feat=t_feat)
         out[f'distill.{name}'] = factor * float(total(module(**kwargs)))
         if hasattr(module, 'loss_terms'):

@@ -163,12 +163,19 @@ class ClsDistill(TeacherStudentDistill):
         if not self.distillation_stopped:
             distill_losses = self.distiller.compute_distill_losses()
             if self.loss_warmup:
-                hub = MessageHub.get_current_instance()
-                self._check_warmup_length(hub)
-                for name, (unit, length) in self.loss_warmup.items():
-                    distill_losses[name] = distill_losses[name] * warmup_factor(hub.get_info(unit, 0), length)
+                self._check_warmup_length(MessageHub.get_current_instance())
+                for name, factor in self.warmup_factors().items():
+                    distill_losses[name] = distill_losses[name] * factor
             losses.update(add_prefix(distill_losses, 'distill'))
         return losses
+
+    def warmup_factors(self, epoch: Optional[int] = None, iteration: Optional[int] = None) -> Dict[str, float]:
+        """The warm-up factor of each loss in ``loss_warmup`` at a 0-based ``epoch`` / ``iteration`` (by default
+        the message hub's ``epoch`` / ``iter``, as in a training step)."""
+        hub = MessageHub.get_current_instance()
+        progress = dict(epoch=hub.get_info('epoch', 0) if epoch is None else epoch,
+                        iter=hub.get_info('iter', 0) if iteration is None else iteration)
+        return {name: warmup_factor(progress[unit], length) for name, (unit, length) in self.loss_warmup.items()}
 
     def _student_only_loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]]) -> Dict:
         """A step after ``StopDistillHook``: the student's own loss only (no teacher, recorders or local logits)."""

@@ -195,6 +195,7 @@ def test_warmup_in_iterations_under_iter_based_loop(tmp_path, monkeypatch):
     assert kd == pytest.approx([0.5, 1, 1, 1])  # iterations 0, 1, 2, 3 of a 2-iteration warm-up
     assert dkd == pytest.approx([1 / 3] * 4)  # epoch 0 for ever ...
     assert len(warnings) == 1 and 'loss_dkd' in warnings[0] and 'dict(iters=N)' in warnings[0]  # ... and said so
+    assert model.warmup_factors(epoch=2, iteration=0) == dict(loss_kd=0.5, loss_dkd=1.0)
     assert parse_loss_warmup(dict(a=3, b=dict(epochs=2), c=dict(iters=50))) == dict(
         a=('epoch', 3), b=('epoch', 2), c=('iter', 50))
     for bad in (dict(steps=5), -1, 2.5, dict(iters=5, epochs=1)):
