@@ -1,6 +1,7 @@
 # [PROPOSAL] NC-inspired distillation resnet20 -> resnet8 (CE + NCLoss, all weights 1, as
 # configs/cls/cifar100/nc_res56_res20.py) for the CPU classification study (tools/analysis/cls_study.py) on the
-# synthetic 32x32 shapes set: 6 epochs of batch 64, lr 0.1 with cosine decay.
+# synthetic 32x32 shapes set: 6 epochs of batch 64, lr 0.1 with cosine decay. Why it loses at short schedules (NC's
+# backbone gradient is several times the CE's): tools/analysis/logs/nc_icd_analysis.md.
 _base_ = ['../cifar100/nc_res56_res20.py']
 
 data_root = 'data/synthetic_cifar'

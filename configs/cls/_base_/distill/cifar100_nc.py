@@ -1,7 +1,8 @@
 # [PROPOSAL] NC-inspired distillation on CIFAR-100 (after NCKD, Zhang et al., AAAI 2025): CE + NCLoss
 # (prototype contrast + prototype alignment + ETF/Gram transfer against the teacher's class means; methods.md
 # 2(b)). This is mmkd's reconstruction, not the authors' equations; the paper's weights are unknown, so every term
-# has weight 1 (the suggested starting point).
+# has weight 1 (the suggested starting point). Term-by-term check against methods.md and measured gradient scales:
+# tools/analysis/logs/nc_icd_analysis.md.
 _base_ = [
     '../models/cifar100_cls_distill.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py',
     '../default_runtime.py'
