@@ -136,3 +136,14 @@ def test_refuses_a_config_that_does_not_distil(tool, data_root):
     with pytest.raises(SystemExit, match='not a distillation config'):
         tool.main(['configs/cls/synthetic/res8_baseline_synthetic.py', *tiny(data_root)[:4],
                    '--cfg-options', f'train_dataloader.dataset.data_root={data_root}'])
+
+
+def test_warmup_factor_applies_to_the_loss_and_its_terms(tool, data_root):
+    # epoch 4 of a 10-epoch linear warm-up: factor (4 + 1) / 10; the sub-terms are scaled alike (the tool checks
+    # that they sum to the loss the step used)
+    full = tool.main([NC, *tiny(data_root)])['summary']['terms']
+    half = tool.main([NC, '--epoch', '4', *tiny(data_root, 'model.loss_warmup.loss_nc=10')])['summary']['terms']
+    assert half['student.loss_cls']['loss'] == pytest.approx(full['student.loss_cls']['loss'], rel=1e-5)
+    for name in ('distill.loss_nc', *(f'distill.loss_nc/{t}' for t in NC_TERMS)):
+        assert half[name]['loss'] == pytest.approx(0.5 * full[name]['loss'], rel=1e-4)
+        assert half[name]['ratio_backbone'] == pytest.approx(0.5 * full[name]['ratio_backbone'], rel=1e-3)

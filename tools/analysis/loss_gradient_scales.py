@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmkd  # noqa: E402,F401  (first: compatibility patches, registration)
@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', help='algorithm or student checkpoint to measure at (default: the '
                         'student as initialised)')
     parser.add_argument('--batches', type=int, default=4, help='training batches to average over')
-    parser.add_argument('--epoch', type=int, help='epoch seen by loss_warmup (default: the checkpoint\'s, else 0)')
+    parser.add_argument('--epoch', type=int, help='epoch seen by loss_warmup (default: the checkpoint\'s, else 0; '
+                        'an iteration warm-up sees the checkpoint\'s iteration, else 0)')
     parser.add_argument('--class-means-iters', type=int,
                         help='batches of the teacher pass that fills the class means (default: one epoch)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the weights, the data order and augmentation')
@@ -99,8 +100,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-def load_student(model: nn.Module, path: str) -> Optional[int]:
-    """Load the student (and class means, if saved) from an algorithm or a student checkpoint; return its epoch."""
+def load_student(model: nn.Module, path: str) -> dict:
+    """Load the student (and class means, if saved) from an algorithm or a student checkpoint; return its
+    ``meta`` (``epoch`` and ``iter`` of the run that saved it, when recorded)."""
     ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     prefix = 'architecture.'
@@ -116,7 +118,7 @@ def load_student(model: nn.Module, path: str) -> Optional[int]:
         sys.exit(f'{path} does not fit the config\'s student: missing {sorted(missing)[:5]}, unexpected '
                  f'{sorted(unexpected)[:5]} (first 5 of each). Pass a checkpoint of this config (or of its student '
                  'architecture trained alone).')
-    return ckpt.get('meta', {}).get('epoch')
+    return ckpt.get('meta') or {}
 
 
 def parameter_groups(model: nn.Module) -> Dict[str, List[nn.Parameter]]:
@@ -331,9 +333,10 @@ def main(argv=None) -> dict:
         runner = build_runner(args, work_dir)
         model = unwrap(runner.model)
         model.init_weights()
-        ckpt_epoch = load_student(model, args.checkpoint) if args.checkpoint else None
-        epoch = args.epoch if args.epoch is not None else (ckpt_epoch or 0)
-        runner.message_hub.update_info('epoch', epoch)
+        meta = load_student(model, args.checkpoint) if args.checkpoint else {}
+        epoch = args.epoch if args.epoch is not None else (meta.get('epoch') or 0)
+        runner.message_hub.update_info('epoch', epoch)  # what loss_warmup reads, as in a training step
+        runner.message_hub.update_info('iter', meta.get('iter') or 0)
         class_means = getattr(model, 'class_means', None)
         if class_means is not None and not class_means.initialized and class_means.momentum is None:
             compute_class_means(model, runner.cfg.train_dataloader, args.class_means_iters, runner)
