@@ -30,9 +30,9 @@ def parse_args():
         '--deterministic',
         action='store_true',
         help='use deterministic algorithms only (randomness.deterministic=True: '
-        'torch.use_deterministic_algorithms, cudnn.benchmark off); with a fixed '
-        'randomness.seed, reruns on the same machine and thread count give '
-        'identical results')
+        'torch.use_deterministic_algorithms, cuDNN benchmark off): what GPU runs need to '
+        'repeat at a fixed randomness.seed. On the CPU, runs at a fixed seed and thread '
+        'count repeat bit for bit with or without it')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
