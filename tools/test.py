@@ -1,6 +1,9 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Test (and evaluate) a detector: mmdet 3.3's ``tools/test.py`` with mmkd
-imported first and CPU-only distributed runs made possible."""
+imported first and CPU-only distributed runs made possible. A checkpoint
+that does not fit the model under test (for a distillation config: its
+student) is refused before the evaluation; a distillation config also takes
+a plain checkpoint of its student."""
 import argparse
 import os
 import os.path as osp
@@ -16,7 +19,55 @@ from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmdet.registry import RUNNERS  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.model import BaseTTAModel, is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
+
+from mmkd.models.algorithms.base import (DISTILL_PREFIXES,  # noqa: E402
+                                         checkpoint_state_dict, describe_mismatch,
+                                         state_dict_mismatch)
+
+STUDENT = 'architecture.'
+
+
+def check_checkpoint(runner, filename: str, config: str) -> bool:
+    """Refuse (``SystemExit``) a checkpoint that does not fit the model under test, before any evaluation.
+
+    mmengine loads ``load_from`` with ``strict=False``: a checkpoint of another model would be evaluated with
+    part of its weights random, after only a keys warning. What must fit is what predicts: the model itself,
+    or, for a distillation config, its student (``architecture.*``; the teacher does not predict). A
+    distillation config also accepts a plain checkpoint of its student (e.g. from
+    ``convert_kd_ckpt_to_student.py``). Returns whether the checkpoint is such a plain student checkpoint
+    (to be loaded under the ``architecture.`` prefix).
+    """
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    state = checkpoint_state_dict(_load_checkpoint(filename, map_location='cpu'), filename)
+    distill = hasattr(model, 'architecture') and hasattr(model, 'teacher')
+    plain_student = distill and not any(k.startswith(STUDENT) for k in state)
+    if distill:
+        what = 'the student (architecture) of this distillation config'
+        expected = {STUDENT + k: v for k, v in model.architecture.state_dict().items()}
+        given = {STUDENT + k: v for k, v in state.items()} if plain_student else \
+            {k: v for k, v in state.items() if k.startswith(STUDENT)}
+    else:
+        what, expected, given = 'the model of this config', model.state_dict(), state
+    missing, unexpected, mismatched = state_dict_mismatch(expected, given)
+    if missing or mismatched:
+        hint = ''
+        if not distill and any(k.startswith(DISTILL_PREFIXES) for k in state):
+            hint = (' It is a distillation checkpoint: test it with its distillation config, or extract the '
+                    'student with tools/model_converters/convert_kd_ckpt_to_student.py.')
+        elif plain_student:
+            hint = ' It is a plain model checkpoint, and not one of this config\'s student.'
+        sys.exit(f'Checkpoint {filename} does not fit {config}: {describe_mismatch(expected, given, what)}{hint} '
+                 f'Its predictions would come from a partly random model. Give the checkpoint written by training '
+                 f'this config (or, for a distillation config, its student\'s), or the config it was trained with.')
+    if unexpected:
+        runner.logger.warning(f'Checkpoint {filename}: {len(unexpected)} entries that {what} does not have are '
+                              f'ignored ({", ".join(unexpected[:4])}{", ..." if len(unexpected) > 4 else ""}).')
+    return plain_student
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -140,6 +191,12 @@ def main():
         # build customized runner from the registry
         # if 'runner_type' is set in the cfg
         runner = RUNNERS.build(cfg)
+
+    # a checkpoint that does not fit the model under test is refused before the evaluation
+    if check_checkpoint(runner, args.checkpoint, args.config):
+        runner.logger.info(f'{args.checkpoint} is a plain checkpoint of the student: loading it into the '
+                           'distillation config\'s student (architecture).')
+        runner.load_checkpoint(args.checkpoint, revise_keys=[(r'^module\.', ''), (r'^', STUDENT)])
 
     # add `DumpResults` dummy metric
     if args.out is not None:

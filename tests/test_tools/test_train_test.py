@@ -56,3 +56,14 @@ def test_test_tool_reports_coco_metrics(trained, run_tool, tiny_config, tmp_path
         predictions = pickle.load(f)
     assert len(predictions) == 4 and all('pred_instances' in p for p in predictions)
     assert len(glob.glob(str(tmp_path / '*' / 'vis' / '*.png'))) == 4
+
+
+def test_test_tool_refuses_a_checkpoint_that_does_not_fit(trained, run_tool, tiny_config, tmp_path):
+    """mmengine would evaluate it with a keys warning and the mismatched weights left random."""
+    out = tmp_path / 'preds.pkl'
+    proc = run_tool('tools/test.py', tiny_config, osp.join(trained, 'iter_2.pth'), '--work-dir', str(tmp_path),
+                    '--out', str(out), '--cfg-options', 'model.roi_head.bbox_head.num_classes=3', ok=False)
+    log = proc.stdout + proc.stderr
+    assert re.search(r'does not fit .*tiny_faster_rcnn_r18\.py: 4 of the \d+ weights of the model of this config', log)
+    assert 'roi_head.bbox_head.fc_cls.weight: [3, 1024] in the checkpoint, [4, 1024] in the model' in log, log[-3000:]
+    assert 'Iter(test)' not in log and not out.exists()
