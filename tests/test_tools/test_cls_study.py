@@ -73,6 +73,10 @@ def test_dry_run_lists_the_commands(tmp_path):
         assert f'randomness.seed={seed}' in line and f'dataset.data_root={work_dir}/data' in line
         assert (ckpt in line) == (method != 'baseline')
         assert 'max_epochs' not in line  # no --epochs: the configs' schedules
+        assert 'randomness.deterministic' not in line
+    again = _study('--work-dir', str(work_dir), '--seeds', '0', '--methods', 'kdpp', '--dry-run', '--deterministic')
+    assert all(line.endswith('randomness.deterministic=True') or 'randomness.deterministic=True ' in line
+               for line in again.strip().splitlines())
 
 
 def test_variants_add_rows_with_their_options(tmp_path):

@@ -18,7 +18,7 @@ def test_demo_trains_teacher_baseline_and_students_then_prints_one_table(tmp_pat
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for row in ('| teacher R50-FPN (seed 0) |', '| student R18-FPN alone |', '| ND + KD (KD++) |'):
         assert row in out.stdout, out.stdout[-3000:]
-    assert 'source .venv/bin/activate' in out.stdout  # the README's next commands need the venv
+    assert 'source .venv/bin/activate' in out.stdout  # python tools/... commands need the venv
     records = [json.loads(line) for line in (wd / 'results.jsonl').read_text().splitlines()]
     assert [(r['method'], r['seed']) for r in records] == [('teacher', 0), ('baseline', 0), ('nd', 0)]
     teacher, baseline, nd = records
@@ -34,3 +34,9 @@ def test_demo_trains_teacher_baseline_and_students_then_prints_one_table(tmp_pat
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)  # finished runs reused
     assert again.returncode == 0 and again.stdout.count(': done before') == 3, again.stdout[-2000:]
     assert len((wd / 'results.jsonl').read_text().splitlines()) == 3  # each run once after a resumed study
+    # --report trains nothing: it summarises the finished runs and names the missing ones
+    report = subprocess.run([*cmd[:-4], 'kd', *cmd[-4:], '--report'], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert 'kd seed 0: not finished' in report.stdout and '| ND + KD (KD++) |' in report.stdout
+    assert '| KD (RoI logits) |' not in report.stdout and not (wd / 'kd').exists()

@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', help='results markdown (default: <work-dir>/results.md)')
     parser.add_argument('--variant', nargs='+', action='append', default=[], metavar='NAME METHOD KEY=VALUE',
                         help='an extra row NAME: METHOD\'s config with these --cfg-options (repeatable)')
+    parser.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True '
+                        '(on a CPU, a fixed --threads is what makes reruns bit-identical)')
     parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
     args = parser.parse_args(argv)
     args.rows = {m: (METHODS[m], []) for m in args.methods}  # row name -> (config, extra --cfg-options)
@@ -86,6 +88,8 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
     opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
                                                                           'test_dataloader')]
     opts.append(f'randomness.seed={seed}')
+    if args.deterministic:
+        opts.append('randomness.deterministic=True')
     if epochs is not None:  # the configs' schedule: cosine over max_epochs, validated and saved at the end
         opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'train_cfg.val_interval',
                                                'param_scheduler.T_max', 'param_scheduler.end',

@@ -77,6 +77,8 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
                    help='passed to every student run (e.g. a loss weight while tuning on --eval-on heldout)')
     p.add_argument('--force', action='store_true', help='retrain runs that already finished')
     p.add_argument('--dry-run', action='store_true', help='print the training commands only')
+    p.add_argument('--report', action='store_true',
+                   help='train nothing: summarise the runs that have finished (an interrupted study) and list the rest')
     if defaults:
         p.set_defaults(**defaults)
     return p
@@ -215,10 +217,13 @@ class Study:
                 record = json.load(f)
             if record.get('key') == key and last_checkpoint(work_dir):
                 self.say(f'{row} seed {seed}: done before ({METRIC} {record["metric"]:.3f})')
-                return record
+                return dict(record, history=val_history(work_dir) or record['history'])  # as read now
         if self.args.dry_run:
             self.say(f'{row} seed {seed}: {key}')
             return dict(row=row, seed=seed, metric=None)
+        if self.args.report:
+            self.say(f'{row} seed {seed}: not finished')
+            return None
         os.makedirs(work_dir, exist_ok=True)
         self.say(f'{row} seed {seed}: training (log: {osp.relpath(work_dir, REPO)}/train.log)')
         start = time.perf_counter()
@@ -269,15 +274,15 @@ class Study:
         opts = data_opts + schedule_options(config, self.args.teacher_iters)
         lock = osp.join(self.args.teacher_dir, '.training')
         try:
-            if not self.args.dry_run:
+            if not (self.args.dry_run or self.args.report):
                 self.take_lock(lock)
             record = self.run('teacher', 0, config, self.args.teacher_dir,
                               self.command(config, self.args.teacher_dir, 0, opts))
-            self.teacher_ckpt = last_checkpoint(self.args.teacher_dir) or osp.join(self.args.teacher_dir,
-                                                                                   'iter_N.pth')
+            self.teacher_ckpt = last_checkpoint(self.args.teacher_dir) or (
+                osp.join(self.args.teacher_dir, 'iter_N.pth') if self.args.dry_run else None)
             return record
         finally:
-            if not self.args.dry_run and osp.isfile(lock):
+            if not (self.args.dry_run or self.args.report) and osp.isfile(lock):
                 os.remove(lock)
             self.teacher_done.set()
 
@@ -286,6 +291,8 @@ class Study:
         opts = data_opts + schedule_options(config, self.args.student_iters) + list(self.args.cfg_options)
         if row != 'baseline':
             self.teacher_done.wait()
+            if self.teacher_ckpt is None and self.args.report:
+                return None
             if self.teacher_ckpt is None:
                 raise RuntimeError(f'{row} seed {seed}: the teacher did not train')
             opts.append(f'model.teacher_ckpt={self.teacher_ckpt}')
@@ -306,7 +313,7 @@ def last_quarter_change(records: list) -> float:
         if len(steps) < 2:
             continue
         target = 0.75 * steps[-1]
-        at = min(r['history'][:-1], key=lambda h: abs(h['step'] - target))
+        at = min(r['history'][:-1], key=lambda h: (abs(h['step'] - target), -h['step']))  # ties: the later one
         deltas.append(r['history'][-1][METRIC] - at[METRIC])
     return statistics.fmean(deltas) if deltas else None
 
@@ -356,8 +363,9 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         need_teacher = not args.rows or any(row != 'baseline' for row in args.rows)
         t_future = pool.submit(study.teacher, data['val']) if need_teacher else None
-        # student-alone rows first: they do not wait for the teacher
-        order = sorted(((row, seed) for row in args.rows for seed in args.seeds), key=lambda rs: rs[0] != 'baseline')
+        # seed by seed, so that an interrupted study has every row at its first seeds
+        order = sorted(((row, seed) for row in args.rows for seed in args.seeds),
+                       key=lambda rs: (args.seeds.index(rs[1]), args.rows.index(rs[0])))
         futures = {rs: pool.submit(study.student, *rs, data[args.eval_on]) for rs in order}
         teacher = t_future.result() if t_future else None
         rows = {}
@@ -365,7 +373,8 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
             rows.setdefault(row, []).append(future.result())
     if args.dry_run:
         return {}
-    rows = {row: sorted(rows[row], key=lambda r: r['seed']) for row in args.rows}
+    rows = {row: sorted((r for r in rows[row] if r), key=lambda r: r['seed']) for row in args.rows}
+    rows = {row: records for row, records in rows.items() if records}
     # results.jsonl: one line per run, rewritten in order so that a resumed study holds each run once
     with open(osp.join(args.out, 'results.jsonl'), 'w') as f:
         for record in [*([teacher] if teacher else []), *(r for records in rows.values() for r in records)]:

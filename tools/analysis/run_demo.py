@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import det_study  # noqa: E402
 
+# One seed and the shipped methods, with the study's schedule: the demo's rows are the study's seed-0 runs.
 DEFAULTS = dict(rows=['baseline', 'kd', 'nd', 'nc', 'icd'], seeds=[0], work_dir='work_dirs/demo')
 
 
@@ -25,8 +26,9 @@ def main(argv=None) -> dict:
     plot = osp.join(det_study.REPO, 'tools', 'analysis', 'plot_study.py')
     if osp.isfile(plot):
         subprocess.run([sys.executable, plot, result['out']], cwd=det_study.REPO, check=False)
-    print('\nNext: activate the environment (`source .venv/bin/activate`) before the tools in the README, e.g. '
-          '`tools/dist_train.sh configs/faster_rcnn_r101_r50_nd.py 8`.', flush=True)
+    print('\nNext: tools/dist_train.sh and tools/slurm_train.sh use this checkout\'s .venv by themselves, e.g. '
+          '`tools/dist_train.sh configs/faster_rcnn_r101_r50_nd.py 8`; activate it (`source .venv/bin/activate`) '
+          'before any `python tools/...` command.', flush=True)
     return result
 
 
