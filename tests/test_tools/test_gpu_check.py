@@ -40,7 +40,7 @@ def test_plan_installs_offline_then_tests_benchmarks_and_trains_on_the_gpu(tmp_p
     assert "AmpOptimWrapper(optimizer=optimizer, loss_scale=\\'dynamic\\')" in amp
     assert 'bench.train_step, bench.synchronized = train_step, amp_synchronized' in amp
     assert re.match(r'/tmp/v/bin/python tools/analysis/run_demo\.py --work-dir \S+/demo --data-root \S+/data '
-                    r'--methods baseline nd $', steps['demo'][2])
+                    r'--rows baseline nd --jobs 2 $', steps['demo'][2])
     # every result file is one of at most 8, in the results folder itself (what the device tool returns)
     logs = {log for _, log, _ in steps.values() if not log.endswith('.demo.log')}
     assert logs == {'env.txt', 'install.log', 'pytest.txt', 'bench.log'}

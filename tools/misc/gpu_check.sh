@@ -19,8 +19,8 @@
 #   tests    pytest tests/test_gpu (CUDA tests) and a few CPU test files                     -> pytest.txt
 #   bench    tools/analysis/benchmark_distill.py, R101 -> R50 ND at 1333x800, batch 2, on the GPU: fp32, then
 #            mixed precision (float16 autocast and loss scaling, as --amp)    -> bench_fp32.json, bench_amp.json
-#   demo     the detection demo (tools/analysis/run_demo.py: teacher, student, ND) on the GPU, given the time
-#            left of --budget (default 540 s: one device call of at most 10 minutes)                 -> demo.md
+#   demo     the detection demo (tools/analysis/run_demo.py: teacher, student alone and with ND) on the GPU, in
+#            the time left of --budget (default 540 s: one device call of at most 10 minutes)        -> demo.md
 #   and summary.md: each step's status and time, the mmcv build time, the test summary, the benchmark tables.
 # --out: results folder (default $OUT if set, else gpu_check_results). --dry-run: print the plan (every command),
 # run nothing. --cpu: a rehearsal on a machine without a GPU, with PY's environment as it is (no venv, the
@@ -240,9 +240,9 @@ fi
 
 if wants demo; then
     if [ "$MODE" = cpu ]; then
-        DEMO=(--num-train 8 --num-val 4 --img-size 64 --methods baseline nd --cfg-options train_cfg.max_iters=2)
+        DEMO=(--num-train 8 --num-heldout 2 --num-val 4 --rows baseline nd --teacher-iters 4 --student-iters 4)
     else
-        DEMO=(--methods baseline nd)
+        DEMO=(--rows baseline nd --jobs 2)
     fi
     remaining=$(left)
     if [ "$MODE" != dry ] && [ "$remaining" -lt 90 ]; then
