@@ -31,14 +31,18 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
    the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
 6. :func:`setup_cpu_distributed` (called by the tools, not at import): distributed training and testing on a
    machine without CUDA.
+7. :func:`mmcv_ops_accept_bfloat16` (called by ``mmkd.CPUAmpOptimWrapper``, i.e. ``tools/train.py --amp`` on a
+   machine without CUDA, not at import): mmcv 2.1.0's CPU ``nms`` and ``roi_align`` have no bfloat16 kernel.
 """
 import atexit
+import functools
 import os.path as osp
 import pickle
 import re
 import sys
 import types
 from collections.abc import Mapping
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -218,6 +222,46 @@ def setup_cpu_distributed(cfg) -> None:
         wrapper = MODEL_WRAPPERS.get(wrapper)
     if wrapper is not None and issubclass(wrapper, DistributedDataParallel):
         cfg.model_wrapper_cfg.setdefault('device_ids', None)
+
+
+def has_bf16(args) -> bool:
+    return any(isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16 for a in args)
+
+
+def to_float(args) -> tuple:
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def _float_inputs(forward: Callable) -> Callable:
+    """Wrap an mmcv ``autograd.Function.forward``: when a tensor argument is bfloat16, every floating tensor
+    argument arrives as float32 and a floating output goes back to bfloat16 (the caller's type)."""
+    if getattr(forward, '_mmkd_float_inputs', False):
+        return forward
+
+    @functools.wraps(forward)
+    def wrapped(ctx, *args, **kwargs):
+        if not has_bf16(args):
+            return forward(ctx, *args, **kwargs)
+        out = forward(ctx, *to_float(args), **kwargs)
+        return out.to(torch.bfloat16) if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+    wrapped._mmkd_float_inputs = True
+    return wrapped
+
+
+def mmcv_ops_accept_bfloat16() -> None:
+    """Let mmcv's ``nms`` and ``roi_align`` take bfloat16 inputs on the CPU (idempotent).
+
+    mmcv 2.1.0's CPU kernels of these ops dispatch on float32/float64/float16 only, and ``nms`` needs boxes and
+    scores of one type; under CPU autocast, convolution outputs (scores, feature maps) are bfloat16 while decoded
+    boxes are float32, so Faster R-CNN stops with ``expected scalar type Float but found BFloat16``. With any
+    bfloat16 input the ops compute in float32 (a floating output is returned as bfloat16; autograd casts the
+    gradients to the inputs' types). Inputs without bfloat16 pass through untouched.
+    """
+    from mmcv.ops.nms import NMSop
+    from mmcv.ops.roi_align import RoIAlignFunction
+    for function in (NMSop, RoIAlignFunction):
+        function.forward = staticmethod(_float_inputs(function.forward))
 
 
 def apply() -> None:

@@ -190,3 +190,23 @@ def test_mim_hook_patches_mmengine_when_it_is_imported_later():
     startup = run_python('from mmengine.config.utils import MODULE2PACKAGE; import sys; '
                          'print("mmkd" in MODULE2PACKAGE)', cwd='/')
     assert startup.stdout.strip() == 'True', 'the installed mmkd-config-hook.pth should do the same at start-up'
+
+
+def test_mmcv_ops_accept_bfloat16_on_the_cpu():
+    """Patch 7: mmcv's CPU nms / roi_align with bfloat16 inputs (CPU autocast) compute in float32."""
+    from mmcv.ops import nms, roi_align
+
+    from mmkd.compat import mmcv_ops_accept_bfloat16
+    mmcv_ops_accept_bfloat16()
+    mmcv_ops_accept_bfloat16()  # idempotent: wrapped once
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [20., 20., 30., 30.]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    dets, keep = nms(boxes, scores.bfloat16(), 0.5)  # scores bfloat16, boxes float32: one type was required
+    assert keep.tolist() == [0, 2] and dets[:, 4].tolist() == pytest.approx([0.9, 0.7], abs=1e-2)
+    feats = torch.rand(1, 4, 16, 16)
+    rois = torch.tensor([[0., 1., 1., 9., 9.]])
+    out = roi_align(feats.bfloat16(), rois, (2, 2), 1.0, 2, 'avg', True)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True), atol=2e-2, rtol=2e-2)
+    plain = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)  # float32 inputs pass through untouched
+    assert plain.dtype == torch.float32
