@@ -24,7 +24,8 @@ FINAL = {('teacher', 0): 0.40, ('baseline', 0): 0.20, ('baseline', 1): 0.24, ('n
 def det_run(method: str, seed: int, metric: float, teacher: bool = True) -> dict:
     history = []
     for step in (10, 20):
-        entry = {'step': step, 'coco/bbox_mAP': metric * step / 20, 'nc/student_nc1': 5.0 / step + seed,
+        # the teacher as an iteration-based run logged by epoch: every validation at step 0 (drawn by number)
+        entry = {'step': 0 if method == 'teacher' else step, 'coco/bbox_mAP': metric * step / 20, 'nc/student_nc1': 5.0 / step + seed,
                  'nc/student_nc2': 0.5, 'nc/student_nc3': 0.7}
         if teacher and method != 'baseline':
             entry.update({'nc/teacher_nc1': 0.3, 'nc/teacher_nc2': 0.2, 'nc/teacher_nc3': 0.4,
@@ -74,7 +75,7 @@ def test_histories_without_increasing_steps_are_numbered():
     runs = [dict(history=[{'step': 0, 'm': 1.0}, {'step': 0, 'm': 3.0}]),
             dict(history=[{'step': 0, 'm': 2.0}, {'step': 0, 'm': 4.0}])]
     assert plot_study.mean_curve(runs, 'm') == ([1, 2], [1.5, 3.5])
-    assert plot_study.x_label(runs).startswith('validation number')
+    assert plot_study.is_numbered(runs) and not plot_study.is_numbered([dict(history=[{'step': 5}, {'step': 9}])])
     assert plot_study.history_steps([{'step': 5}, {'step': 10}]) == ([5, 10], False)
 
 

@@ -118,9 +118,9 @@ def mean_curve(runs: Sequence[dict], key: str) -> Tuple[List[int], List[float]]:
     return steps, [statistics.fmean(at[s]) for s in steps]
 
 
-def x_label(runs: Sequence[dict]) -> str:
-    numbered = any(history_steps(r.get('history') or [])[1] for r in runs)
-    return 'validation number (the log has no increasing steps)' if numbered else 'step'
+def is_numbered(runs: Sequence[dict]) -> bool:
+    """Whether some run's validations are numbered rather than stepped (see :func:`history_steps`)."""
+    return any(history_steps(r.get('history') or [])[1] for r in runs)
 
 
 def per_class_ap(runs: Sequence[dict]) -> Dict[str, Dict[str, float]]:
@@ -163,23 +163,38 @@ def plot_metric(summary: Dict[str, dict], metric_name: str, title: str, path: st
     return _save(fig, path)
 
 
+def draw_curves(ax, series: Sequence[Tuple[str, Sequence[dict], str, dict]]) -> list:
+    """Draws ``(label, runs, key, plot kwargs)`` mean curves on ``ax``; returns the line handles. Curves of runs
+    logged without increasing steps are drawn against the validation number, on a second x axis (top) when
+    other curves have steps."""
+    curves = [(label, *mean_curve(runs, key), is_numbered(runs), kw) for label, runs, key, kw in series]
+    curves = [c for c in curves if c[1]]
+    mixed = any(c[3] for c in curves) and not all(c[3] for c in curves)
+    top = ax.twiny() if mixed else None
+    handles = []
+    for label, steps, values, numbered, kw in curves:
+        target = top if numbered and mixed else ax
+        handles += target.plot(steps, values, label=label + (' (by validation number, top axis)' if numbered and
+                                                             mixed else ''), **kw)
+    ax.set_xlabel('validation number (the log has no increasing steps)' if curves and all(c[3] for c in curves)
+                  else 'step')
+    if top is not None:
+        top.set_xlabel('validation number')
+    return handles
+
+
 def plot_curves(runs: Sequence[dict], metric_name: str, title: str, path: str) -> Optional[str]:
     methods = method_order(runs)
     colours = _colours(methods)
     fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = False
-    for m in methods:
-        steps, values = mean_curve([r for r in runs if r['method'] == m], metric_name)
-        if steps:
-            ax.plot(steps, values, marker='o', markersize=3, color=colours[m], label=m)
-            drawn = True
-    if not drawn:
+    handles = draw_curves(ax, [(m, [r for r in runs if r['method'] == m], metric_name,
+                                dict(marker='o', markersize=3, color=colours[m])) for m in methods])
+    if not handles:
         plt.close(fig)
         return None
-    ax.set_xlabel(x_label(runs))
     ax.set_ylabel(metric_name)
     ax.set_title(f'{title}: validation {metric_name}, mean over seeds')
-    ax.legend()
+    ax.legend(handles=handles, fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -187,28 +202,24 @@ def plot_curves(runs: Sequence[dict], metric_name: str, title: str, path: str) -
 def plot_nc(runs: Sequence[dict], title: str, path: str) -> Optional[str]:
     methods = method_order(runs)
     colours = _colours(methods)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    drawn = False
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    drawn = []
     for ax, nc in zip(axes, NC_KEYS):
-        for m in methods:
-            steps, values = mean_curve([r for r in runs if r['method'] == m], f'nc/student_{nc}')
-            if steps:
-                label = 'teacher (trained alone)' if m == TEACHER else f'{m} (student)'
-                ax.plot(steps, values, marker='o', markersize=3, color=colours[m], label=label)
-                drawn = True
-        steps, values = mean_curve([r for r in runs if r['method'] != TEACHER], f'nc/teacher_{nc}')
-        if steps:
-            ax.plot(steps, values, linestyle='--', color='k', label='teacher (in the distillation runs)')
-            drawn = True
+        series = [('teacher (trained alone)' if m == TEACHER else f'{m} (student)',
+                   [r for r in runs if r['method'] == m], f'nc/student_{nc}',
+                   dict(marker='o', markersize=3, color=colours[m])) for m in methods]
+        series.append(('teacher (in the distillation runs)', [r for r in runs if r['method'] != TEACHER],
+                       f'nc/teacher_{nc}', dict(linestyle='--', color='k')))
+        handles = draw_curves(ax, series)
+        drawn.append(handles)
         ax.set_title(nc.upper())
-        ax.set_xlabel(x_label(runs))
         ax.grid(alpha=0.3)
-        if nc == 'nc1':
+        if nc == 'nc1' and handles:
             ax.set_yscale('log')
-    if not drawn:
+    if not any(drawn):
         plt.close(fig)
         return None
-    axes[0].legend(fontsize=8)
+    axes[0].legend(handles=max(drawn, key=len), fontsize=8)
     fig.suptitle(f'{title}: neural-collapse metrics on the validation probe (lower = more collapsed)')
     return _save(fig, path)
 
