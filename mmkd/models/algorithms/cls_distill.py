@@ -167,7 +167,7 @@ class ClsDistill(TeacherStudentDistill):
                 for name, factor in self.warmup_factors().items():
                     distill_losses[name] = distill_losses[name] * factor
             losses.update(add_prefix(distill_losses, 'distill'))
-        return losses
+        return self._check_finite(losses)
 
     def warmup_factors(self, epoch: Optional[int] = None, iteration: Optional[int] = None) -> Dict[str, float]:
         """The warm-up factor of each loss in ``loss_warmup`` at a 0-based ``epoch`` / ``iteration`` (by default
