@@ -1,5 +1,6 @@
-"""Makes the checkout importable (``mmkd``) when pytest runs without an installed mmkd, like the tools do, and
-seeds every test."""
+"""Makes the checkout importable (``mmkd``) when pytest runs without an installed mmkd, like the tools do, seeds
+every test and gives it the default registry scope it started with."""
+import copy
 import os.path as osp
 import random
 import sys
@@ -20,3 +21,13 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """mmengine's default registry scope is process-wide: a test that sets it (``init_default_scope``, a Runner)
+    must not change how the tests after it resolve registry names (e.g. ``'Accuracy'`` under ``mmdet``)."""
+    from mmengine.registry import DefaultScope
+    saved = copy.copy(DefaultScope._instance_dict)  # what DefaultScope.overwrite_default_scope restores too
+    yield
+    DefaultScope._instance_dict = saved
