@@ -136,6 +136,12 @@ def test_teacher_of_other_classes(det, capsys, tmp_path):
     assert 'roi_head.bbox_head.fc_cls.weight [81, ' in v['teacher weights'][1]
 
 
+def test_checkpoint_without_teacher_weights(det, capsys):
+    """--checkpoint of a plain detector (no teacher.* weights) for a distillation config."""
+    rc, v = diagnose(capsys, DET_ND, det['opts'], '--checkpoint', det['ckpt'], '--only', 'weights')
+    assert rc == 1 and v['teacher weights'][0] == 'FAIL' and 'holds no teacher.* weights' in v['teacher weights'][1]
+
+
 @pytest.mark.parametrize('option,expected', [
     ('model.architecture.data_preprocessor.bgr_to_rgb=False', 'channel swap'),
     ('model.architecture.data_preprocessor.mean=[0,0,0]', 'mean [0.0, 0.0, 0.0] (fed to it)')])
