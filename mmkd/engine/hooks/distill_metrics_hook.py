@@ -76,7 +76,8 @@ def probe_outputs(model: nn.Module, inputs: Tensor, data_samples: List,
     """Penultimate features ``[N, D]``, logits ``[N, K(+1)]``, labels ``[N]`` and classifier weight ``[K(+1), D]``
     of ``model`` (in whatever mode it is in; call under ``torch.no_grad``) for one pre-processed batch.
 
-    * detection (``model_task == 'det'``): one sample per ground-truth box. The boxes are the RoIs
+    * detection (``model_task == 'det'``), [PROPOSAL] (Papyan et al. measure classifiers): one sample per
+      ground-truth box. The boxes are the RoIs
       (``rescale_gt``: multiplied by ``scale_factor`` first, see :func:`gt_boxes_need_rescale`); the feature is
       the input of ``bbox_head.fc_cls`` (the post-ReLU output of the shared FCs), the logits its output (background
       last), the label the box's class.
