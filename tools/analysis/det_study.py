@@ -46,7 +46,9 @@ ROWS = {
 }
 METRIC = 'coco/bbox_mAP'
 RECORD = 'study_run.json'
-DATA_ARGS = ('num_train', 'num_heldout', 'num_val', 'img_size', 'num_classes', 'min_object_size')
+# mmengine's Config.fromfile resolves `mmdet::` bases through pkg_resources, which is not thread-safe: the worker
+# threads parse configs one at a time
+_CONFIG_LOCK = threading.Lock()
 
 
 def parser(defaults: dict = None) -> argparse.ArgumentParser:
@@ -143,7 +145,8 @@ def schedule_options(config: str, iters) -> list:
     if iters is None:
         return []
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, config))
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(osp.join(REPO, config))
     old = cfg.train_cfg.max_iters
     val_interval = max(1, cfg.train_cfg.val_interval * iters // old)
     opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_interval}',
@@ -170,7 +173,8 @@ def val_history(work_dir: str) -> list:
         if len(records) > 1 and len({r['step'] for r in records}) == 1:
             from mmengine.config import Config
             dumped = glob.glob(osp.join(work_dir, "*.py"))
-            interval = Config.fromfile(dumped[0]).train_cfg.val_interval
+            with _CONFIG_LOCK:
+                interval = Config.fromfile(dumped[0]).train_cfg.val_interval
             records = [dict(r, step=(i + 1) * interval) for i, r in enumerate(records)]
         return records
     return []
