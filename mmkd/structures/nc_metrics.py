@@ -45,14 +45,8 @@ def nc1(feats: Tensor, labels: Tensor, num_classes: int) -> float:
     Args:
         feats: ``[N, D]`` features; labels: ``[N]`` int64 in ``[0, num_classes)``; num_classes: label range.
     """
-    if feats.dim() != 2 or labels.shape != feats.shape[:1]:
-        raise ValueError(f'feats must be [N, D] and labels [N], got {list(feats.shape)} and {list(labels.shape)}')
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f'labels must lie in [0, {num_classes})')
+    means, counts = feature_class_means(feats, labels, num_classes)
     feats = feats.detach().double()
-    counts = torch.bincount(labels, minlength=num_classes).double()
-    sums = feats.new_zeros(num_classes, feats.shape[1]).index_add_(0, labels, feats)
-    means = sums / counts.clamp_min(1)[:, None]
     present = counts > 0
     if present.sum() < 2:
         raise ValueError(f'NC1 needs at least 2 classes present, got {int(present.sum())}')
