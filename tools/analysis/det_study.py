@@ -10,8 +10,9 @@ Protocol: the schedule (``configs/demo/``) was chosen on the student-alone row o
 unchanged; a method's own weights may be tuned with ``--eval-on heldout``, which trains on the first
 ``--num-train`` generated training images and evaluates on the ``--num-heldout`` after them, never on the
 validation images the study reports. Every run is a ``tools/train.py`` subprocess (log: ``<run>/train.log``),
-``--jobs`` of them side by side with ``--threads`` torch threads each (on 2 cores, two 1-thread runs finish a row
-in less time than one 2-thread run: see ``--help`` of ``--jobs``). The teacher (seed 0) trains once and is reused.
+``--jobs`` of them side by side with ``--threads`` torch threads each (default: two 1-thread runs, for 2 cores:
+much of a step of these small models is single-threaded Python in mmdet; how this compares with one 2-thread run
+has not been measured yet). The teacher (seed 0) trains once and is reused.
 A run whose record (``<run>/study_run.json``) matches the present command is skipped, so an interrupted study
 resumes; each run is appended to ``<out>/results.jsonl`` as it finishes (the format ``plot_study.py`` reads) and
 the table goes to ``<out>/results.md``.
@@ -71,8 +72,7 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
                    help='heldout: evaluate on the held-out training images (for tuning; never tune on val)')
     p.add_argument('--student-iters', type=int, help='override every student row\'s max_iters (the same for all)')
     p.add_argument('--teacher-iters', type=int, help='override the teacher\'s max_iters')
-    p.add_argument('--jobs', type=int, default=2, help='runs side by side (see the README for the measured gain of '
-                   'two 1-thread runs over one 2-thread run on 2 cores)')
+    p.add_argument('--jobs', type=int, default=2, help='runs side by side')
     p.add_argument('--threads', type=int, default=1, help='torch threads per run (OMP/MKL_NUM_THREADS)')
     p.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
