@@ -10,9 +10,9 @@ Protocol: the schedule (``configs/demo/``) was chosen on the student-alone row o
 unchanged; a method's own weights may be tuned with ``--eval-on heldout``, which trains on the first
 ``--num-train`` generated training images and evaluates on the ``--num-heldout`` after them, never on the
 validation images the study reports. Every run is a ``tools/train.py`` subprocess (log: ``<run>/train.log``),
-``--jobs`` of them side by side with ``--threads`` torch threads each (default: two 1-thread runs, for 2 cores:
-much of a step of these small models is single-threaded Python in mmdet; how this compares with one 2-thread run
-has not been measured yet). The teacher (seed 0) trains once and is reused.
+``--jobs`` of them side by side with ``--threads`` torch threads each (default: two 1-thread runs, for 2 cores;
+how this compares with one 2-thread run has not been measured yet). The teacher (seed 0) trains once and is
+reused.
 A run whose record (``<run>/study_run.json``) matches the present command is skipped, so an interrupted study
 resumes; each run is appended to ``<out>/results.jsonl`` as it finishes (the format ``plot_study.py`` reads) and
 the table goes to ``<out>/results.md``.
