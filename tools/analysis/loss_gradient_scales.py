@@ -32,6 +32,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections import OrderedDict
 from typing import Dict, List, Sequence
 
@@ -86,6 +87,9 @@ def build_runner(args: argparse.Namespace, work_dir: str) -> Runner:
     cfg.load_from, cfg.resume = None, False
     cfg.randomness = dict(seed=args.seed)
     cfg.launcher = 'none'
+    # mmengine names the visualizer and logger after the experiment (a timestamp in seconds by default) and reuses
+    # an existing instance of that name: two calls in one second would write into the first call's deleted dir
+    cfg.experiment_name = f'loss_gradient_scales_{time.time_ns()}'
     if not args.verbose:
         cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)
