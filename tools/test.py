@@ -23,9 +23,9 @@ from mmengine.model import BaseTTAModel, is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
-from mmkd.models.algorithms.base import (DISTILL_PREFIXES,  # noqa: E402
-                                         checkpoint_state_dict, describe_mismatch,
-                                         state_dict_mismatch)
+from mmkd.models.utils.checkpoint import (DISTILL_PREFIXES,  # noqa: E402
+                                          checkpoint_state_dict, describe_mismatch,
+                                          state_dict_mismatch)
 
 STUDENT = 'architecture.'
 
