@@ -27,8 +27,11 @@ from mmkd.registry import HOOKS, MODELS
 from mmkd.structures.nc_metrics import nc1, nc_summary
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-STUDENT_KEYS = {'nc/student_nc1', 'nc/student_nc2', 'nc/student_nc3', 'nc/student_top1'}
-TEACHER_KEYS = {'nc/teacher_nc1', 'nc/teacher_nc2', 'nc/teacher_nc3', 'nc/teacher_top1', 'distill/top1_agreement'}
+NC_NAMES = ('nc1', 'nc2', 'nc2_equinorm', 'nc2_equiangle', 'nc2_maxangle', 'nc2w_equinorm', 'nc2w_equiangle',
+            'nc2w_maxangle', 'nc3', 'nc4', 'top1')
+PROBE_KEYS = {'nc/probe_batches', 'nc/probe_samples', 'nc/probe_min_count', 'nc/probe_classes_below_min'}
+STUDENT_KEYS = {f'nc/student_{name}' for name in NC_NAMES} | PROBE_KEYS
+TEACHER_KEYS = {f'nc/teacher_{name}' for name in NC_NAMES} | {'distill/top1_agreement'}
 COLOURS = torch.tensor([[220., 30., 30.], [30., 220., 30.], [30., 30., 220.]])  # one per class
 
 
@@ -50,12 +53,13 @@ def classifier(num_classes: int = 3):
     return model
 
 
-def colour_batches(noise: float, num_batches: int = 3, per_class: int = 4, seed: int = 0):
-    """Batches of 8x8 images of class k = colour k + N(0, noise^2) per pixel (labels 0, 1, 2, 0, 1, 2, ...)."""
+def colour_batches(noise: float, num_batches: int = 3, per_class: int = 4, seed: int = 0, labels_per_batch=None):
+    """Batches of 8x8 images of class k = colour k + N(0, noise^2) per pixel (labels 0, 1, 2, 0, 1, 2, ..., or
+    the lists of ``labels_per_batch``)."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
-    for _ in range(num_batches):
-        labels = torch.arange(3).repeat(per_class)
+    for b in range(num_batches if labels_per_batch is None else len(labels_per_batch)):
+        labels = torch.arange(3).repeat(per_class) if labels_per_batch is None else torch.tensor(labels_per_batch[b])
         imgs = COLOURS[labels][:, :, None, None] + noise * torch.randn(len(labels), 3, 8, 8, generator=gen)
         batches.append(dict(inputs=list(imgs.clamp(0, 255)),
                             data_samples=[BaseDataElement(gt_label=torch.tensor([int(y)])) for y in labels]))
@@ -64,39 +68,94 @@ def colour_batches(noise: float, num_batches: int = 3, per_class: int = 4, seed:
 
 def test_registered_and_validates_arguments():
     assert HOOKS.get('DistillMetricsHook') is DistillMetricsHook
-    with pytest.raises(ValueError, match='num_batches must be a positive int'):
-        DistillMetricsHook(num_batches=0)
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match='min_per_class must be an int >= 2'):
+            DistillMetricsHook(min_per_class=bad)
+    for bad in (0, -1, 1.0):
+        with pytest.raises(ValueError, match='max_batches must be a positive int'):
+            DistillMetricsHook(max_batches=bad)
+    with pytest.raises(ValueError, match='write max_batches=4 instead of num_batches'):
+        DistillMetricsHook(num_batches=4)
+
+
+def test_every_config_builds_its_hook():
+    """The configs that log NC metrics build the hook with the current arguments (num_batches was replaced)."""
+    paths = [p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+             if 'DistillMetricsHook' in open(p).read()]
+    assert paths
+    for path in paths:
+        hooks = [h for h in Config.fromfile(path).get('custom_hooks', []) if 'DistillMetricsHook' in h['type']]
+        for cfg in hooks:
+            hook = HOOKS.build(dict(cfg, type='mmkd.DistillMetricsHook'))
+            assert hook.min_per_class >= 2 and hook.max_batches >= 1, path
 
 
 def test_nc1_grows_with_within_class_noise_and_matches_direct_features():
     model = classifier()
-    hook = DistillMetricsHook(num_batches=3)
+    hook = DistillMetricsHook(min_per_class=12, max_batches=10)  # 4 per class and batch: 3 batches
     values = {}
     for noise in (4.0, 64.0):
         batches = colour_batches(noise)
         out = hook.compute(model, batches)
         assert set(out) == STUDENT_KEYS  # no teacher: the student's metrics only
+        assert out['nc/probe_batches'] == 3 and out['nc/probe_samples'] == 36 and out['nc/probe_min_count'] == 12
+        assert out['nc/probe_classes_below_min'] == 0
         # the same metric computed directly on the mean colours of all 3 batches
         data = [model.data_preprocessor(b, False) for b in batches]
         feats = torch.cat([d['inputs'].mean(dim=(2, 3)) for d in data])
         labels = torch.cat([torch.tensor([int(s.gt_label) for s in d['data_samples']]) for d in data])
         assert out['nc/student_nc1'] == pytest.approx(nc1(feats, labels, 3), rel=1e-5)
-        assert out == pytest.approx(
-            {**{f'nc/student_{k}': v for k, v in nc_summary(feats, labels, 3, model.head.fc.weight).items()},
-             'nc/student_top1': out['nc/student_top1']}, rel=1e-5)
+        logits = model.head.fc(feats)
+        expected = nc_summary(feats, labels, 3, model.head.fc.weight, logits)
+        assert {k: v for k, v in out.items() if k.startswith('nc/student_nc')} == pytest.approx(
+            {f'nc/student_{k}': v for k, v in expected.items()}, rel=1e-5, abs=1e-9)
+        assert out['nc/student_top1'] == float((logits.argmax(1) == labels).double().mean())
         values[noise] = out['nc/student_nc1']
     # pooled over 64 pixels the feature noise is noise / 8: NC1 ~ noise^2, so 16x the noise gives ~256x the NC1
     assert values[64.0] > 50 * values[4.0]
     assert values[4.0] < 1e-2
 
 
-def test_only_num_batches_are_probed_and_training_mode_is_restored():
+def test_probe_stops_at_min_per_class_or_max_batches_and_training_mode_is_restored():
     model = classifier()
     model.train()
     seen = []
     model.data_preprocessor.register_forward_hook(lambda m, args, out: seen.append(len(out['inputs'])))
-    DistillMetricsHook(num_batches=2).compute(model, colour_batches(4.0, num_batches=5))
-    assert seen == [12, 12] and model.training and model.head.training
+    DistillMetricsHook(min_per_class=8).compute(model, colour_batches(4.0, num_batches=5))
+    assert seen == [12, 12] and model.training and model.head.training  # 4 per class and batch: 2 batches
+    seen.clear()
+    out = DistillMetricsHook(min_per_class=100, max_batches=3).compute(model, colour_batches(4.0, num_batches=5))
+    assert seen == [12, 12, 12] and out['nc/probe_classes_below_min'] == 3
+    assert not any(k.startswith('nc/student_nc') for k in out)  # no class reached the minimum
+
+
+def test_rare_class_is_waited_for_then_excluded_and_reported():
+    """Class 2 appears once in the first batch: the probe continues past the batch where classes 0 and 1 have
+    enough samples, and a class still below the minimum at the cap is left out of every NC metric (its single
+    sample would give it zero within-class scatter) and named in the report."""
+    model = classifier()
+    labels = [[0, 1, 0, 1, 2], [0, 1, 0, 1], [0, 1, 0, 1], [0, 1, 2, 2], [0, 1]]
+    batches = colour_batches(16.0, labels_per_batch=labels)
+    seen = []
+    model.data_preprocessor.register_forward_hook(lambda m, args, out: seen.append(len(out['inputs'])))
+    messages = []
+    hook = DistillMetricsHook(min_per_class=3)
+    out = hook.compute(model, batches, info=messages.append, class_names=('red', 'green', 'blue'))
+    assert seen == [5, 4, 4, 4]  # 0 and 1 had 4 each after batch 2; 2 reached 3 in batch 4; batch 5 not probed
+    assert hook.last_probe == dict(batches=4, counts=[7, 7, 3], below_min=[])
+    seen.clear()
+    out = hook.compute(model, batches[:3], info=messages.append, class_names=('red', 'green', 'blue'))
+    assert seen == [5, 4, 4] and hook.last_probe == dict(batches=3, counts=[6, 6, 1], below_min=[2])
+    assert out['nc/probe_classes_below_min'] == 1 and out['nc/probe_min_count'] == 1
+    assert 'per-class counts [6, 6, 1]' in messages[-1] and '2 (blue): 1' in messages[-1]
+    data = [model.data_preprocessor(b, False) for b in batches[:3]]
+    feats = torch.cat([d['inputs'].mean(dim=(2, 3)) for d in data])
+    y = torch.tensor([v for batch in labels[:3] for v in batch])
+    keep = y < 2
+    assert out['nc/student_nc1'] == pytest.approx(nc1(feats[keep], y[keep], 3), rel=1e-5)
+    assert out['nc/student_nc1'] != pytest.approx(nc1(feats, y, 3), rel=1e-3)
+    assert out['nc/student_top1'] == pytest.approx(
+        float((model.head.fc(feats).argmax(1) == y).double().mean()))  # top-1 over every sample
 
 
 def test_teacher_equal_to_student_agrees_and_has_the_same_nc():
@@ -106,15 +165,15 @@ def test_teacher_equal_to_student_agrees_and_has_the_same_nc():
     algo = MODELS.build(dict(type='ClsDistill', architecture=student, teacher=copy.deepcopy(student),
                              distiller=dict(type='ConfigurableDistiller')))
     batches = colour_batches(16.0)
-    out = DistillMetricsHook(num_batches=3).compute(algo, batches)
+    out = DistillMetricsHook(min_per_class=12).compute(algo, batches)
     assert set(out) == STUDENT_KEYS | TEACHER_KEYS
-    for name in ('nc1', 'nc2', 'nc3', 'top1'):
+    for name in NC_NAMES:
         assert out[f'nc/teacher_{name}'] == pytest.approx(out[f'nc/student_{name}'], rel=1e-5), name
     assert out['distill/top1_agreement'] == 1.0
     with torch.no_grad():
         algo.teacher.head.fc.weight.copy_(algo.teacher.head.fc.weight[[1, 2, 0]])
         algo.teacher.head.fc.bias.copy_(algo.teacher.head.fc.bias[[1, 2, 0]])
-    shifted = DistillMetricsHook(num_batches=3).compute(algo, batches)
+    shifted = DistillMetricsHook(min_per_class=12).compute(algo, batches)
     assert shifted['nc/teacher_nc1'] == pytest.approx(out['nc/teacher_nc1'], rel=1e-6)
     assert shifted['nc/teacher_nc3'] != pytest.approx(out['nc/teacher_nc3'], rel=1e-3)
     assert shifted['distill/top1_agreement'] < 0.5
@@ -130,7 +189,7 @@ def test_random_states_are_restored():
     loader = DataLoader(batches, batch_size=None, shuffle=True)  # shuffling draws from torch's generator too
     model = classifier()
     before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
-    DistillMetricsHook(num_batches=2).compute(model, loader)
+    DistillMetricsHook(max_batches=2).compute(model, loader)
     after = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     assert torch.equal(before[0], after[0]) and (before[1] == after[1]).all() and before[2] == after[2]
     next(iter(loader))
@@ -144,8 +203,8 @@ def test_top1_agreement_and_too_few_classes():
         top1_agreement(a, a[:2])
     warnings = []
     batches = [dict(inputs=[torch.zeros(3, 8, 8)] * 2, data_samples=[BaseDataElement(gt_label=torch.tensor([1]))] * 2)]
-    out = DistillMetricsHook(num_batches=1).compute(classifier(), batches, warn=warnings.append)
-    assert set(out) == {'nc/student_top1'} and 'at least 2 classes' in warnings[0]
+    out = DistillMetricsHook(min_per_class=2, max_batches=1).compute(classifier(), batches, warn=warnings.append)
+    assert set(out) == {'nc/student_top1'} | PROBE_KEYS and 'at least 2 are needed' in warnings[0]
 
 
 # ------------------------------------------------------------------------------------------ detection probe
@@ -201,7 +260,7 @@ def scalars(work_dir) -> list:
 def with_hook(tmp_path, base: str, name: str, hook: bool = True) -> str:
     """``base`` with (only) our DistillMetricsHook, or without any, and a fixed seed."""
     config = tmp_path / f'{name}.py'
-    hooks = "[dict(type='mmkd.DistillMetricsHook', num_batches=2)]" if hook else '[]'
+    hooks = "[dict(type='mmkd.DistillMetricsHook', min_per_class=2, max_batches=2)]" if hook else '[]'
     config.write_text(f"_base_ = '{osp.join(REPO, base)}'\n"
                       "custom_hooks = [h for h in _base_.get('custom_hooks', []) "
                       f"if 'DistillMetricsHook' not in h['type']] + {hooks}\nrandomness = dict(seed=0)\n")
@@ -236,7 +295,7 @@ def test_detection_run_logs_the_metrics_and_trains_exactly_as_without_the_hook(d
     iteration 1, so its extra dataloader pass and forwards would shift the RoI sampling of iteration 2 if the
     random state were not restored)."""
     config = 'configs/demo/faster_rcnn_r50_r18_kd.py'
-    opts = det_options(det_data) + ['model.teacher_ckpt=None']
+    opts = det_options(det_data) + ['model.teacher_ckpt=None', 'model.allow_random_teacher=True']
     runs = {}
     for hook in (True, False):
         work_dir = tmp_path / f'hook_{hook}'

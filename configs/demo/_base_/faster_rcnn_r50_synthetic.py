@@ -80,7 +80,8 @@ default_hooks = dict(
     logger=dict(interval=50, log_metric_by_epoch=False),  # validation scalars at their iteration, not epoch 0
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-# NC1-NC3 of the penultimate RoI feature (and teacher agreement in distillation runs) at every validation
-custom_hooks = [dict(type='mmkd.DistillMetricsHook', num_batches=4)]
+# NC1-NC4 of the penultimate RoI feature (and teacher agreement in distillation runs) at every validation, on
+# validation boxes until each class has 30 (about 110 images: ~1.5 boxes per 64 px image), at most 10 batches
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=10)]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 del _missing

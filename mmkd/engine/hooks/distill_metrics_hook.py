@@ -1,7 +1,7 @@
 """Neural-collapse and teacher-student agreement metrics, logged with every validation."""
 import random
 from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -140,44 +140,72 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 class DistillMetricsHook(Hook):
     """After every validation, logs neural-collapse metrics of the student (and teacher) and their agreement.
 
-    ``num_batches`` validation batches run through the student and, for a distillation algorithm, the teacher
-    (eval mode, no gradients, the random states restored afterwards, so training continues exactly as without
-    the hook). On those samples (:func:`probe_outputs`: detection, one per ground-truth box taken as RoI;
-    classification, one per image) it computes, with :mod:`mmkd.structures.nc_metrics` (Papyan et al. 2020):
+    **Probe.** Validation batches run through the student and, for a distillation algorithm, the teacher (eval
+    mode, no gradients, the random states restored afterwards, so training continues exactly as without the
+    hook) until every class has at least ``min_per_class`` samples or ``max_batches`` batches were probed (or the
+    loader ends). A sample is (:func:`probe_outputs`) one ground-truth box taken as RoI in detection, one image in
+    classification. Classes with fewer than ``min_per_class`` samples are **excluded** from every NC metric (a
+    class with one sample has no within-class scatter, which would bias NC1 down); the per-class counts and the
+    excluded classes are logged (an ``INFO`` line per validation) and kept in :attr:`last_probe`. Under
+    distributed training each rank probes its own shard until its own counts reach the minimum (so the pooled
+    counts do too), and the samples of all ranks are pooled.
 
-    ==========================  ======================================================================
-    ``nc/student_nc1``          NC1 ``tr(Sigma_W Sigma_B^+) / K`` of the penultimate feature
-    ``nc/student_nc2``          NC2: distance of its class means (over the classes present) from a
-                                simplex ETF
-    ``nc/student_nc3``          NC3: distance of the classifier (``fc_cls`` / ``head.fc``, background
-                                row dropped) from the centred class means
-    ``nc/student_top1``         top-1 accuracy of the classifier on the same samples (detection: the
-                                RoI head's K+1-way classification of the ground-truth boxes)
-    ``nc/teacher_*``            the same four for the teacher
-    ``distill/top1_agreement``  fraction of samples where student and teacher logits (the distilled
-                                RoI / image logits) have the same arg-max
-    ==========================  ======================================================================
+    **Metrics** (:mod:`mmkd.structures.nc_metrics`, Papyan, Han & Donoho, PNAS 2020; figure numbers are the
+    paper's), over the classes with at least ``min_per_class`` samples:
+
+    ================================  ==================================================================
+    ``nc/student_nc1``                NC1 ``tr(Sigma_W Sigma_B^+) / K`` of the penultimate feature (Fig. 6)
+    ``nc/student_nc2``                NC2 summary: distance of the Gram of the centred class means (not
+                                      normalised) from a simplex ETF's
+    ``nc/student_nc2_equinorm``       NC2 equal norms of the centred class means, std / avg (Fig. 2)
+    ``nc/student_nc2_equiangle``      NC2 equal angles: std of their pairwise cosines (Fig. 3)
+    ``nc/student_nc2_maxangle``       NC2 maximal angles: avg ``|cos + 1 / (K - 1)|`` (Fig. 4)
+    ``nc/student_nc2w_*``             the same three for the classifier rows (Figs. 2-4)
+    ``nc/student_nc3``                NC3: distance of the normalised classifier (``fc_cls`` / ``head.fc``,
+                                      background row dropped) from the normalised centred means (Fig. 5)
+    ``nc/student_nc4``                NC4: fraction of samples whose classifier arg-max (over the used
+                                      classes) is not the nearest class mean (Fig. 7)
+    ``nc/student_top1``               top-1 accuracy of the classifier on all probed samples (detection:
+                                      the RoI head's K+1-way classification of the ground-truth boxes)
+    ``nc/teacher_*``                  the same for the teacher
+    ``distill/top1_agreement``        fraction of samples where student and teacher logits (the distilled
+                                      RoI / image logits) have the same arg-max
+    ``nc/probe_batches``              batches probed (this rank)
+    ``nc/probe_samples``              samples probed (all ranks)
+    ``nc/probe_min_count``            fewest samples of a class
+    ``nc/probe_classes_below_min``    classes with fewer than ``min_per_class`` samples (excluded)
+    ================================  ==================================================================
 
     They are written to the message hub as ``val/<key>`` before ``LoggerHook`` (priority ``BELOW_NORMAL``)
     logs the validation, so they appear in the validation log line and, without the ``val/`` prefix (the
     keys above), in every visualizer backend (``vis_data/scalars.json``, TensorBoard, W&B). Without a teacher
-    (a student trained alone) only the student's metrics are logged. Under distributed training each rank
-    probes ``num_batches`` of its own shard and the samples of all ranks are pooled. A metric that needs two
-    classes is skipped (with a warning) when the sample holds fewer.
+    (a student trained alone) only the student's metrics are logged. When fewer than 2 classes reach
+    ``min_per_class`` the NC metrics are skipped with a warning.
 
     The distillation loss terms need no hook: the algorithms return them as ``distill.loss_*`` and mmengine
     logs them as training scalars.
 
     Args:
-        num_batches (int): validation batches probed per validation (per rank).
+        min_per_class (int): samples each class needs (>= 2) before the probe stops; classes below it are
+            excluded from the NC metrics.
+        max_batches (int): most validation batches probed per validation (per rank).
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook (VERY_HIGH) stores the metrics, before LoggerHook (BELOW_NORMAL)
 
-    def __init__(self, num_batches: int = 4) -> None:
-        if not isinstance(num_batches, int) or num_batches < 1:
-            raise ValueError(f'DistillMetricsHook: num_batches must be a positive int, got {num_batches!r}')
-        self.num_batches = num_batches
+    def __init__(self, min_per_class: int = 20, max_batches: int = 50, num_batches: Optional[int] = None) -> None:
+        if num_batches is not None:
+            raise ValueError('DistillMetricsHook: num_batches was replaced by min_per_class and max_batches (the '
+                             'probe now runs until every class has min_per_class samples, at most max_batches '
+                             f'batches); write max_batches={num_batches!r} instead of num_batches.')
+        if isinstance(min_per_class, bool) or not isinstance(min_per_class, int) or min_per_class < 2:
+            raise ValueError(f'DistillMetricsHook: min_per_class must be an int >= 2 (one sample has no '
+                             f'within-class scatter), got {min_per_class!r}')
+        if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
+            raise ValueError(f'DistillMetricsHook: max_batches must be a positive int, got {max_batches!r}')
+        self.min_per_class, self.max_batches = min_per_class, max_batches
+        #: the last probe: ``batches``, per-class ``counts`` (list, all ranks), ``below_min`` (class indices)
+        self.last_probe: Dict[str, object] = {}
 
     def before_run(self, runner: Runner) -> None:
         """Checks the model and the validation pipeline before any training is spent."""
@@ -191,25 +219,43 @@ class DistillMetricsHook(Hook):
 
     def after_val_epoch(self, runner: Runner, metrics: Optional[Dict[str, float]] = None) -> None:
         dataloader = runner.val_loop.dataloader
+        classes = (getattr(dataloader.dataset, 'metainfo', None) or {}).get('classes')
         scalars = self.compute(runner.model, dataloader, gt_boxes_need_rescale(dataloader.dataset),
-                               warn=runner.logger.warning)
+                               warn=runner.logger.warning, info=runner.logger.info, class_names=classes)
         for key, value in scalars.items():
             runner.message_hub.update_scalar(f'val/{key}', value)
 
+    def _probe_report(self, counts: Tensor, batches: int, class_names: Optional[Sequence[str]]) -> str:
+        below = (counts < self.min_per_class).nonzero().squeeze(1).tolist()
+
+        def name(k: int) -> str:
+            return f'{k} ({class_names[k]})' if class_names is not None and k < len(class_names) else str(k)
+
+        self.last_probe = dict(batches=batches, counts=counts.tolist(), below_min=below)
+        excluded = ', '.join(f'{name(k)}: {int(counts[k])}' for k in below) or 'none'
+        return (f'DistillMetricsHook: probed {batches} batch(es), {int(counts.sum())} samples; per-class counts '
+                f'{counts.tolist()}; classes below min_per_class={self.min_per_class}, excluded from the NC '
+                f'metrics: {excluded}')
+
     @torch.no_grad()
-    def compute(self, model: nn.Module, batches: Iterable, rescale_gt: bool = False,
-                warn=print) -> Dict[str, float]:
-        """The metrics (keys without ``val/``) on the first ``num_batches`` of ``batches`` (data batches as a
-        dataloader yields them); ``model`` is a plain model or a distillation algorithm, possibly wrapped."""
+    def compute(self, model: nn.Module, batches: Iterable, rescale_gt: bool = False, warn=print,
+                info=print, class_names: Optional[Sequence[str]] = None) -> Dict[str, float]:
+        """The metrics (keys without ``val/``) on the probe drawn from ``batches`` (data batches as a dataloader
+        yields them); ``model`` is a plain model or a distillation algorithm, possibly wrapped. ``info`` gets
+        the probe's per-class counts, ``warn`` the skipped metrics; ``class_names`` name the classes there."""
         inner = model.module if is_model_wrapper(model) else model
         student, teacher = split_models(inner)
         roles = dict(student=student) if teacher is None else dict(student=student, teacher=teacher)
+        num_classes = {role: None for role in roles}
         outputs = {role: [] for role in roles}
         weights = {}
+        probed = 0
         with preserved_rng(), _eval_mode(inner):
-            for i, batch in enumerate(batches):
-                if i >= self.num_batches:
+            local_counts = None
+            for batch in batches:
+                if probed >= self.max_batches:
                     break
+                probed += 1
                 data = inner.data_preprocessor(batch, False)
                 for role, net in roles.items():
                     inputs = data['inputs']
@@ -218,23 +264,36 @@ class DistillMetricsHook(Hook):
                     feat, logits, labels, weight = probe_outputs(net, inputs, data['data_samples'], rescale_gt)
                     outputs[role].append((feat.float().cpu(), logits.float().cpu(), labels.cpu()))
                     weights[role] = weight
+                    num_classes[role] = weight.shape[0] - (1 if model_task(net) == 'det' else 0)
+                k = num_classes['student']
+                batch_counts = torch.bincount(outputs['student'][-1][2], minlength=k)[:k]
+                local_counts = batch_counts if local_counts is None else local_counts + batch_counts
+                if bool((local_counts >= self.min_per_class).all()):
+                    break
         if get_world_size() > 1:
             outputs = {role: [o for rank in all_gather_object(outs) for o in rank] for role, outs in outputs.items()}
         scalars, logits = {}, {}
         for role, outs in outputs.items():
             feats, role_logits, labels = (torch.cat(t) for t in zip(*outs)) if outs else (None, None, None)
             if feats is None or not len(labels):
-                warn(f'DistillMetricsHook: no {role} samples in {self.num_batches} validation batches; nothing '
-                     f'logged.')
+                warn(f'DistillMetricsHook: no {role} samples in {probed} validation batches; nothing logged.')
                 continue
             logits[role] = role_logits
-            num_classes = weights[role].shape[0] - (1 if model_task(roles[role]) == 'det' else 0)
+            k = num_classes[role]
+            counts = torch.bincount(labels, minlength=k)
+            if role == 'student':
+                info(self._probe_report(counts, probed, class_names))
+                scalars.update({'nc/probe_batches': float(probed), 'nc/probe_samples': float(len(labels)),
+                                'nc/probe_min_count': float(counts.min()),
+                                'nc/probe_classes_below_min': float((counts < self.min_per_class).sum())})
             scalars[f'nc/{role}_top1'] = float((role_logits.argmax(1) == labels).double().mean())
-            try:
-                nc = nc_summary(feats, labels, num_classes, weights[role])
-            except ValueError as e:
-                warn(f'DistillMetricsHook: {role} NC metrics skipped ({e}); probe more batches (num_batches).')
+            enough = counts >= self.min_per_class
+            if enough.sum() < 2:
+                warn(f'DistillMetricsHook: {role} NC metrics skipped: {int(enough.sum())} class(es) have at least '
+                     f'min_per_class={self.min_per_class} samples after {probed} batch(es), at least 2 are '
+                     'needed; raise max_batches or lower min_per_class.')
                 continue
+            nc = nc_summary(feats, labels, k, weights[role], role_logits, enough)
             scalars.update({f'nc/{role}_{name}': value for name, value in nc.items()})
         if len(logits) == 2 and logits['student'].shape == logits['teacher'].shape:
             scalars['distill/top1_agreement'] = top1_agreement(logits['student'], logits['teacher'])
