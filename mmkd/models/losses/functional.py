@@ -4,7 +4,7 @@ Every function casts its floating inputs to float32 (float64 if any input is flo
 disabled, so that the reductions (norms, Grams, softmaxes, sums) are float32 under bf16/fp16 training;
 gradients still flow back to the low-precision inputs. None of them loops over samples, RoIs, classes or
 groups. Device syncs: the label range check, and finding the groups / classes present in
-:func:`icd_grouped_loss` and :func:`nc2_loss`.
+:func:`icd_grouped_loss`, :func:`nc2_loss` and the centred NC1 losses.
 
 Conventions shared by the functions:
 
@@ -112,22 +112,25 @@ def nd_loss(student_feat: Tensor,
             class_means: Tensor,
             weight: Optional[Tensor] = None,
             eps: float = 1e-6,
-            norm_floor: float = 0.1) -> Tensor:
+            norm_floor: float = 0.0) -> Tensor:
     """ND loss of KD++ (Wang et al., "Improving Knowledge Distillation via Regularizing Feature Norm and
     Direction", arXiv 2305.17007).
 
     Per sample ``l_i = 1 - <f_s,i, e_{y_i}> / (max(||f_s,i||, n_i) + eps)`` with ``e_k = c_k / ||c_k||`` the
     unit direction of the teacher class mean and ``n_i = max(||f_t,i||, norm_floor * ||c_{y_i}||)`` the teacher
-    norm. When ``||f_s|| >= n`` this is ``1 - cos(f_s, e_y)``; otherwise it is linear in ``f_s`` and pushes its
-    norm up towards ``n``. The teacher norm and the class means get no gradient.
+    norm. With the default ``norm_floor=0`` this is KD++'s formula, ``n_i = ||f_t,i||`` (plus ``eps``). When
+    ``||f_s|| >= n`` it is ``1 - cos(f_s, e_y)``; otherwise it is linear in ``f_s`` and pushes its norm up towards
+    ``n``. The teacher norm and the class means get no gradient.
 
-    [PROPOSAL] ``norm_floor`` (not in KD++, whose denominator is ``max(||f_s||, ||f_t||)``): the gradient of
-    ``l_i`` has norm at most ``2 / max(||f_s||, n)``, so without a floor a sample whose teacher feature is
-    (near) zero -- post-ReLU detection embeddings, or a projector output -- gets a gradient up to ``1 / eps``
-    when ``f_s`` is also small. With the floor it is at most ``2 / (norm_floor * ||c_y||)`` per sample (divided
-    by the weight sum): a scale set by the teacher's own class mean. A teacher feature normally has a norm
-    comparable to its class mean's, so the floor only changes outlier samples (``||f_t|| < 0.1 ||c_y||``), whose
-    student is then asked for at least that norm. ``norm_floor=0`` restores KD++'s denominator.
+    [PROPOSAL] ``norm_floor > 0`` (not in KD++, whose denominator is ``max(||f_s||, ||f_t||)``; opt-in, no
+    held-out comparison with KD++'s formula yet): the gradient of ``l_i`` has norm at most
+    ``2 / max(||f_s||, n)``, so without a floor a sample whose teacher feature is (near) zero -- post-ReLU
+    detection embeddings, or a projector output -- gets a gradient up to ``1 / eps`` when ``f_s`` is also small
+    (``1e6`` per sample at the default ``eps``: beyond float16's range, so a float16 step with loss scaling is
+    skipped). With the floor it is at most ``2 / (norm_floor * ||c_y||)`` per sample (divided by the weight sum):
+    a scale set by the teacher's own class mean. A teacher feature normally has a norm comparable to its class
+    mean's, so a floor of 0.1 only changes outlier samples (``||f_t|| < 0.1 ||c_y||``), whose student is then
+    asked for at least that norm.
 
     Args:
         student_feat: ``[N, D]`` student embeddings (after the projector if widths differ).
@@ -137,7 +140,8 @@ def nd_loss(student_feat: Tensor,
         weight: optional ``[N]`` sample weights (e.g. mmdet label weights); ``w <= 0`` drops the sample.
         eps: added to the denominator. A sample with ``f_s = f_t = 0`` has loss 1 and gradient
             ``-e_y / (N * (norm_floor * ||c_y|| + eps))``.
-        norm_floor: [PROPOSAL] lower bound of the teacher norm, as a fraction of ``||c_y||``; ``>= 0``.
+        norm_floor: lower bound of the teacher norm, as a fraction of ``||c_y||``; 0 (default) is KD++'s
+            formula, ``> 0`` our [PROPOSAL] (e.g. 0.1 for float16 training or near-zero teacher features).
 
     Returns:
         Scalar: ``sum_i w_i l_i / sum_i w_i`` over the kept samples, 0 (with grad path) if none.
@@ -309,14 +313,34 @@ def prototype_directions(prototypes: Tensor, center: bool = True) -> Tuple[Tenso
     return protos * _inverse(torch.where(valid, norm, 0))[:, None], valid
 
 
+def _centre_by_batch_class_means(feat: Tensor, labels: Tensor, weight: Tensor) -> Tuple[Tensor, Tensor]:
+    """``feat`` minus the mean of its (weighted) batch class means over the kept samples (``weight > 0``), and
+    ``weight`` zeroed when fewer than 2 classes are kept (the centred features would then be within-class
+    residuals, with no class direction left). Not detached: a common shift of every feature changes nothing.
+    Uses ``torch.unique`` over the labels (a device sync, as :func:`nc2_loss`)."""
+    classes, slot = torch.unique(labels, return_inverse=True)
+    sums = feat.new_zeros(classes.numel(), feat.shape[1]).index_add(0, slot, feat * weight[:, None])
+    counts = weight.new_zeros(classes.numel()).index_add(0, slot, weight)
+    present = counts > 0
+    num = present.sum()
+    class_means = sums / counts.clamp_min(torch.finfo(counts.dtype).tiny)[:, None]
+    centre = torch.where(present[:, None], class_means, 0).sum(dim=0) / num.clamp_min(1)
+    return feat - centre, weight * (num >= 2)
+
+
 def _nc1_inputs(student_feat: Tensor, labels: Tensor, prototypes: Tensor, weight: Optional[Tensor],
                 center: bool) -> Tuple[Tensor, Tensor, Tensor]:
-    """Cosines ``[N, K]`` to the prototype directions, prototype validity ``[K]``, sample weights ``[N]``."""
+    """Cosines ``[N, K]`` to the prototype directions, prototype validity ``[K]``, sample weights ``[N]``.
+
+    With ``center`` the student features are centred too (by the mean of their batch class means, see
+    :func:`_centre_by_batch_class_means`), so that centred features are compared with centred prototypes."""
     _check_2d('student_feat', student_feat)
     _check_2d('prototypes', prototypes, cols=student_feat.shape[1])
     _check_labels(labels, student_feat.shape[0], prototypes.shape[0])
     directions, valid = prototype_directions(prototypes, center)
     weight = _sample_weight(weight, student_feat) * valid[labels]
+    if center:
+        student_feat, weight = _centre_by_batch_class_means(student_feat, labels, weight)
     return _unit(student_feat, 1) @ directions.t(), valid, weight  # cosines [N, K]
 
 
@@ -327,13 +351,22 @@ def nc1_contrast_loss(student_feat: Tensor,
                       tau: float = 0.1,
                       weight: Optional[Tensor] = None,
                       center: bool = True) -> Tensor:
-    """[PROPOSAL] NC1 prototype contrast: ``-log softmax_k(cos(z_i, p~_k) / tau)[y_i]``, weighted mean over
+    """[PROPOSAL] NC1 prototype contrast: ``-log softmax_k(cos(z~_i, p~_k) / tau)[y_i]``, weighted mean over
     samples. Invalid prototypes (see :func:`prototype_directions`) are left out of the softmax and their
     samples dropped.
 
+    With ``center``, ``p~_k`` are the prototypes centred by their mean (over the valid classes) and normalised,
+    and ``z~_i = z_i - m`` the student features centred by ``m``, the mean of the student's (weighted) batch
+    class means over the kept samples: centred features against centred prototypes (before this, the raw
+    post-ReLU ``z_i`` was compared with centred prototypes, and even the teacher's own features scored far from
+    the minimum; ``tools/analysis/logs/nc_icd_analysis.md``). ``m`` is not detached (shifting every feature by
+    one vector changes nothing); a batch with fewer than 2 kept classes gives 0 (with grad path), as its
+    centred features would carry no class direction. ``m`` estimates the prototypes' centre from the classes in
+    the batch only. Without ``center`` both sides are uncentred (``z~_i = z_i``).
+
     Args:
         student_feat: ``[N, D]``; labels: ``[N]`` int64; prototypes: ``[K, D]`` teacher class means;
-        tau: temperature; weight: optional ``[N]``; center: centre the prototypes by their mean.
+        tau: temperature; weight: optional ``[N]``; center: centre the prototypes and the student features.
 
     Returns:
         Scalar.
@@ -350,8 +383,8 @@ def nc1_align_loss(student_feat: Tensor,
                    prototypes: Tensor,
                    weight: Optional[Tensor] = None,
                    center: bool = True) -> Tensor:
-    """[PROPOSAL] NC1 prototype alignment: weighted mean of ``1 - cos(z_i, p~_{y_i})`` (samples of invalid
-    prototypes dropped). Shapes as :func:`nc1_contrast_loss`."""
+    """[PROPOSAL] NC1 prototype alignment: weighted mean of ``1 - cos(z~_i, p~_{y_i})`` (samples of invalid
+    prototypes dropped; ``z~``, ``p~`` and ``center`` as in :func:`nc1_contrast_loss`). Shapes as there."""
     cos, _, weight = _nc1_inputs(student_feat, labels, prototypes, weight, center)
     return _weighted_mean(1 - cos.gather(1, labels[:, None]).squeeze(1), weight, student_feat)
 

@@ -20,8 +20,15 @@ class NCLoss(ClassMeansMixin, nn.Module):
     ``loss_weight * (contrast_weight * L_NC1,con + align_weight * L_NC1,align + nc2_weight * L_NC2
     + nc3_weight * L_NC3)``:
 
-    * ``L_NC1,con``: cross-entropy of ``cos(z_i, p~_k) / tau`` over classes, target ``y_i``;
-    * ``L_NC1,align``: mean ``1 - cos(z_i, p~_{y_i})``;
+    * ``L_NC1,con``: cross-entropy of ``cos(z~_i, p~_k) / tau`` over classes, target ``y_i``;
+    * ``L_NC1,align``: mean ``1 - cos(z~_i, p~_{y_i})``;
+
+    where ``z~_i = z_i - m`` is the student feature centred by ``m``, the mean of the student's batch class means
+    (with ``center``; :func:`~mmkd.models.losses.functional.nc1_contrast_loss`), so that NC1 compares centred
+    features with centred prototypes as NC2 does. (Before issue 16 the raw feature was compared with the centred
+    prototypes: ``tools/analysis/logs/nc_icd_analysis.md``. The centred features are shorter, so the contrast
+    gradient, ``~ 1 / (tau ||z~||)``, is larger: re-check ``tau`` and the weights with
+    ``tools/analysis/loss_gradient_scales.py``.) A batch with fewer than 2 classes gives NC1 = 0.
     * ``L_NC2``: ``||G_s - G_t||_F^2 / S^2`` between the Grams of the centred, normalised student batch class
       means and the teacher means over the ``S`` classes present (``ignore_index`` excluded, e.g. background;
       skipped when ``S < 3``, see below);
@@ -47,7 +54,8 @@ class NCLoss(ClassMeansMixin, nn.Module):
         ignore_index: class left out of NC2 (detection: the background, the last class of the class means).
             Negative values count from the end of the class means (``-1``: the last class).
         center: centre the prototypes (NC1, NC3: by the mean over valid classes; NC2: both sides by the mean
-            over the classes present) -- methods.md 2(b) leaves centred vs. uncentred to ablation.
+            over the classes present) and, in NC1, the student features (by the mean of their batch class
+            means) -- methods.md 2(b) leaves centred vs. uncentred to ablation.
 
     Forward:
         student_feat ``[N, D]`` (projected to the teacher width), labels ``[N]`` int64, label_weights optional

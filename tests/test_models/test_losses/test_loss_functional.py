@@ -18,7 +18,9 @@ def valid_row(row):
     return bool(torch.isfinite(row).all()) and float(row.norm()) > 0
 
 
-def ref_nd(s, t, y, c, w=None, eps=1e-6, norm_floor=0.1):
+def ref_nd(s, t, y, c, w=None, eps=1e-6, norm_floor=0.0):
+    """KD++'s ND per sample: 1 - <f_s, c_y/||c_y||> / (max(||f_s||, ||f_t||) + eps); norm_floor > 0 (ours) also
+    bounds the teacher norm below by norm_floor * ||c_y||."""
     num = den = 0.
     for i in range(s.shape[0]):
         wi = 1. if w is None else float(w[i])
@@ -112,15 +114,25 @@ def ref_directions(p, center=True):
     return torch.stack(out), ok
 
 
-def ref_nc1(s, y, p, tau, w=None):
-    d, ok = ref_directions(p)
+def ref_nc1(s, y, p, tau, w=None, center=True):
+    """With ``center``: features centred by the mean of the kept samples' weighted class means (issue 16: centred
+    features against centred prototypes); 0 when fewer than 2 classes are kept."""
+    d, ok = ref_directions(p, center)
+    ws = [1. if w is None else float(w[i]) for i in range(s.shape[0])]
+    kept = [i for i in range(s.shape[0]) if ws[i] > 0 and ok[y[i]]]
+    m = 0
+    if center:
+        classes = sorted({int(y[i]) for i in kept})
+        if len(classes) < 2:
+            return torch.zeros(()), torch.zeros(())
+        means = [sum(ws[i] * s[i] for i in kept if y[i] == k) / sum(ws[i] for i in kept if y[i] == k)
+                 for k in classes]
+        m = sum(means) / len(means)
     con = ali = den = 0.
-    for i in range(s.shape[0]):
-        wi = 1. if w is None else float(w[i])
-        if wi <= 0 or not ok[y[i]]:
-            continue
-        cos = [s[i] @ d[k] / s[i].norm() for k in range(p.shape[0]) if ok[k]]
-        mine = s[i] @ d[y[i]] / s[i].norm()
+    for i in kept:
+        wi, z = ws[i], s[i] - m
+        cos = [z @ d[k] / z.norm() for k in range(p.shape[0]) if ok[k]]
+        mine = z @ d[y[i]] / z.norm()
         con += wi * (torch.logsumexp(torch.stack(cos) / tau, 0) - mine / tau)
         ali += wi * (1 - mine)
         den += wi
@@ -211,14 +223,14 @@ def test_nd_no_valid_sample_is_zero_with_grad():
     assert loss.item() == 0 and s.grad is not None and torch.equal(s.grad, torch.zeros_like(s))
 
 
-def test_nd_gradient_at_zero_is_bounded():
-    """Both features zero (a projector output, post-ReLU embeddings): the gradient is -e_y / (N * 0.1 ||c_y||),
-    not KD++'s -e_y / (N * eps)."""
+def test_nd_gradient_at_zero_is_bounded_with_norm_floor():
+    """Both features zero (a projector output, post-ReLU embeddings): with the [PROPOSAL] norm_floor=0.1 the gradient
+    is -e_y / (N * 0.1 ||c_y||); KD++'s formula (the default, norm_floor=0) gives -e_y / (N * eps)."""
     y = torch.tensor([0, 1, 1, 0])
     c = torch.tensor([[3., 0., 0.], [0., 0., 2.]])
     for scale in (0., 1e-7, 1e-4):  # zero and tiny features
         s = (torch.randn(4, 3) * scale).requires_grad_()
-        loss = nd_loss(s, torch.randn(4, 3) * scale, y, c)
+        loss = nd_loss(s, torch.randn(4, 3) * scale, y, c, norm_floor=0.1)
         loss.backward()
         assert torch.isfinite(loss) and abs(loss.item() - 1) < 1e-2
         assert torch.isfinite(s.grad).all()
@@ -226,10 +238,10 @@ def test_nd_gradient_at_zero_is_bounded():
         bound = 2 / (4 * 0.1 * c.norm(dim=1)[y])
         assert (s.grad.norm(dim=1) <= bound + 1e-6).all(), (s.grad.norm(dim=1), bound)
     s = torch.zeros(4, 3, requires_grad=True)
-    nd_loss(s, torch.zeros(4, 3), y, c).backward()
+    nd_loss(s, torch.zeros(4, 3), y, c, norm_floor=0.1).backward()
     torch.testing.assert_close(s.grad, -F.normalize(c, dim=1)[y] / (4 * (0.1 * c.norm(dim=1)[y, None] + 1e-6)))
     s.grad = None
-    nd_loss(s, torch.zeros(4, 3), y, c, eps=1e-3, norm_floor=0).backward()  # KD++'s own denominator
+    nd_loss(s, torch.zeros(4, 3), y, c, eps=1e-3).backward()  # the default: KD++'s own denominator
     torch.testing.assert_close(s.grad, -F.normalize(c, dim=1)[y] / (4 * 1e-3))
     with pytest.raises(ValueError, match='norm_floor'):
         nd_loss(s, torch.zeros(4, 3), y, c, norm_floor=-1)
@@ -316,10 +328,37 @@ def test_icd_grouped_gradcheck_and_properties():
 @pytest.mark.parametrize('n,d,k,seed', SHAPES)
 def test_nc1_matches_loop(n, d, k, seed):
     s, _, y, c, w = inputs(n, d, k, seed)
-    for weight in (None, w):
-        con, ali = ref_nc1(s, y, c, 0.3, weight)
-        torch.testing.assert_close(nc1_contrast_loss(s, y, c, tau=0.3, weight=weight), con, **TOL)
-        torch.testing.assert_close(nc1_align_loss(s, y, c, weight=weight), ali, **TOL)
+    for weight, center in itertools.product((None, w), (True, False)):
+        con, ali = ref_nc1(s, y, c, 0.3, weight, center)
+        torch.testing.assert_close(nc1_contrast_loss(s, y, c, tau=0.3, weight=weight, center=center), con, **TOL)
+        torch.testing.assert_close(nc1_align_loss(s, y, c, weight=weight, center=center), ali, **TOL)
+
+
+def test_centred_nc1_compares_centred_features_with_centred_prototypes():
+    """Issue 16 (nc_icd_analysis.md): the raw student feature was compared with centred prototypes, so a student
+    whose features equal the teacher's class means (shifted far from the origin, as post-ReLU features are) had
+    alignment > 0. Centred on both sides it has alignment 0 and the lowest contrast, whatever common shift the
+    features carry; a batch with one class carries no class direction and gives 0."""
+    g = torch.Generator().manual_seed(21)
+    c = torch.randn(5, 8, generator=g, **D64) + 4.0  # a large common component, as the analysis measured
+    y = torch.arange(20) % 5
+    feats = c[y].clone().requires_grad_()
+    assert nc1_align_loss(feats, y, c) < 1e-12
+    for shift in (0., -3., 10.):
+        shifted = feats + shift * torch.randn(1, 8, generator=g, **D64)
+        torch.testing.assert_close(nc1_align_loss(shifted, y, c), torch.zeros((), **D64), atol=1e-12, rtol=0)
+        torch.testing.assert_close(nc1_contrast_loss(shifted, y, c, 0.1), nc1_contrast_loss(feats, y, c, 0.1))
+    assert nc1_contrast_loss(feats, y, c, 0.1) < nc1_contrast_loss(feats[torch.randperm(20, generator=g)], y, c, 0.1)
+    raw = F.cosine_similarity(feats, prototype_directions(c)[0][y])  # what the loss compared before the fix
+    assert (1 - raw).mean() > 0.1
+    # the per-class mean of the student features (weights given) decides the centre, not the sample counts
+    y_unbalanced = torch.tensor([0] * 10 + [1, 2, 3, 4])
+    torch.testing.assert_close(nc1_align_loss(c[y_unbalanced], y_unbalanced, c), torch.zeros((), **D64),
+                               atol=1e-12, rtol=0)
+    one = feats[y == 2].detach().clone().requires_grad_()
+    loss = nc1_contrast_loss(one, y[y == 2], c)
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(one.grad, torch.zeros_like(one))
 
 
 def test_prototype_directions_and_cosine_logits():
@@ -405,7 +444,7 @@ def test_nc_gradcheck():
 # ---------------------------------------------------------------------------------------------- edge cases
 def all_losses(s, t, y, c, w, logits_s, logits_t, regions_s, regions_t, groups):
     return dict(
-        nd=nd_loss(s, t, y, c),
+        nd=nd_loss(s, t, y, c, norm_floor=0.1),  # KD++'s 1/eps gradient at f_s = f_t = 0 overflows float16
         nc1_contrast=nc1_contrast_loss(s, y, c),
         nc1_align=nc1_align_loss(s, y, c),
         nc2=nc2_loss(s, y, c, ignore_index=0),
@@ -466,8 +505,8 @@ def test_degenerate_inputs_give_finite_losses_and_gradients(case, center):
     s, t, y, c, w, rs, rt, ls, lt, groups = degenerate_inputs(case)
     s, w, rs, ls = (x.requires_grad_() for x in (s, w, rs, ls))
     losses = dict(
-        nd=nd_loss(s, t, y, c),
-        nd_kdpp=nd_loss(s, t, y, c, norm_floor=0),
+        nd=nd_loss(s, t, y, c),  # KD++'s formula
+        nd_floor=nd_loss(s, t, y, c, norm_floor=0.1),
         nc1_contrast=nc1_contrast_loss(s, y, c, center=center),
         nc1_align=nc1_align_loss(s, y, c, center=center),
         nc2=nc2_loss(s, y, c, center=center),

@@ -54,6 +54,22 @@ def test_nd_module():
     loss.bind_class_means(means)
     s, t, y, w = torch.randn(6, 4), torch.randn(6, 4), torch.arange(6) % 5, torch.rand(6)
     torch.testing.assert_close(loss(s, t, y, w), 2.5 * nd_loss(s, t, y, means.means, w, 1e-4))
+    # the default is KD++'s formula, 1 - <f_s, e_y> / (max(||f_s||, ||f_t||) + eps), even where the teacher
+    # feature is far shorter than its class mean (where the [PROPOSAL] floor would change it)
+    t_small = t * 1e-3
+    e = torch.nn.functional.normalize(means.means[y], dim=1)
+    kdpp = 1 - (s * e).sum(1) / (torch.maximum(s.norm(dim=1), t_small.norm(dim=1)) + 1e-4)
+    s_small = s * 1e-3
+    kdpp_small = 1 - (s_small * e).sum(1) / (torch.maximum(s_small.norm(dim=1), t_small.norm(dim=1)) + 1e-4)
+    torch.testing.assert_close(loss(s, t_small, y, w), 2.5 * (w * kdpp).sum() / w.sum())
+    torch.testing.assert_close(loss(s_small, t_small, y, w), 2.5 * (w * kdpp_small).sum() / w.sum())
+    floored = NDLoss(loss_weight=2.5, eps=1e-4, norm_floor=0.1)
+    floored.bind_class_means(means)
+    torch.testing.assert_close(floored(s_small, t_small, y, w),
+                               2.5 * nd_loss(s_small, t_small, y, means.means, w, 1e-4, norm_floor=0.1))
+    assert not torch.isclose(floored(s_small, t_small, y, w), loss(s_small, t_small, y, w))
+    with pytest.raises(ValueError, match='norm_floor must be >= 0'):
+        NDLoss(norm_floor=-0.1)
 
 
 def test_nc_module_terms_and_weights():
@@ -142,3 +158,32 @@ def test_icd_modules():
         ICDRoILoss(group_by='level')
     with pytest.raises(ValueError, match=r'\[R, 5\]'):
         by_image(ls, lt, rois[:, 1:])
+
+
+def test_kdpp_configs_use_kdpps_formula():
+    """Issue 16: every KD++ config used norm_floor=0.1 (then NDLoss's default), which is not KD++'s formula. The
+    configs that define ND rely on the default, now 0: none may set another value without saying so here."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if str(node.get('type', '')).endswith('NDLoss'):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    for path in [osp.join(repo, 'configs/_base_/distill/roi_losses.py'),
+                 *glob.glob(osp.join(repo, 'configs/cls/_base_/distill/*.py'))]:
+        walk(Config.fromfile(path).to_dict())
+    assert len(found) >= 4, found
+    for cfg in found:
+        assert cfg.get('norm_floor', 0) == 0, cfg
+        assert MODELS.build(cfg).norm_floor == 0
