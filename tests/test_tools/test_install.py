@@ -4,11 +4,16 @@ Each test gives the script a throw-away venv whose Python sees stand-in ``torch`
 checkout's ``mmkd``) through ``PYTHONPATH``, and stand-in ``nvcc`` toolkits on ``PATH``; nothing is installed or
 built. What is checked: which CUDA compiler builds mmcv (a system toolkit of torch's CUDA major, else CUDA from
 PyPI at torch's version), the architecture list, that an mmcv without CUDA ops or built for other architectures
-is rebuilt without pip's wheel cache, and that a complete environment needs no command at all.
+is rebuilt without pip's wheel cache, and that a complete environment needs no command at all. A few tests run
+without DRY_RUN against a stand-in ``pip`` that records its arguments and "installs" a stand-in CUDA from PyPI,
+to check what the script verifies before the mmcv build (nvcc's release, the headers); a stand-in ``nvidia-smi``
+reports a driver version.
 """
+import json
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -54,12 +59,15 @@ def env(tmp_path):
                 f'def get_compiling_cuda_version():\n    return {cuda_version!r}\n')
 
         @staticmethod
-        def toolkit(release, cublas=False):
+        def toolkit(release, cublas=False, crt=True):
             """A stand-in CUDA toolkit whose nvcc reports ``release``; returns its folder (on PATH when run)."""
-            home = tmp_path / f'cuda-{release}'
+            home = tmp_path / f'cuda-{release}{"" if crt else "-nocrt"}'
             (home / 'bin').mkdir(parents=True)
             (home / 'include').mkdir()
             (home / 'include' / 'cuda_runtime.h').write_text('')
+            if crt:
+                (home / 'include' / 'crt').mkdir()
+                (home / 'include' / 'crt' / 'host_config.h').write_text('')
             if cublas:
                 (home / 'include' / 'cublas_v2.h').write_text('')
             nvcc = home / 'bin' / 'nvcc'
@@ -68,10 +76,47 @@ def env(tmp_path):
             return home
 
         @staticmethod
+        def nvidia_smi(output, code=0):
+            """A stand-in nvidia-smi printing ``output`` and exiting with ``code``; returns its path."""
+            smi = tmp_path / f'nvidia-smi-{len(list(tmp_path.glob("nvidia-smi-*")))}'
+            smi.write_text(f'#!/bin/sh\nprintf "%s\\n" {output!r}\nexit {code}\n')
+            smi.chmod(0o755)
+            return str(smi)
+
+        @staticmethod
+        def pip(cuda_release=None, crt=True):
+            """A stand-in ``python -m pip`` that appends its arguments to ``pip.log`` and, asked for CUDA's
+            compiler from PyPI, lays out ``nvidia/cu13`` in the venv as the wheels do (no executable bits) with an
+            nvcc reporting ``cuda_release`` and the crt headers only if ``crt``; returns the log's path."""
+            (fake / 'pip').mkdir(exist_ok=True)
+            (fake / 'pip' / '__init__.py').write_text('')
+            log = tmp_path / 'pip.log'
+            (fake / 'pip' / '__main__.py').write_text(f"""import json, os, sys
+with open({str(log)!r}, 'a') as f:
+    f.write(json.dumps(sys.argv[1:]) + '\\n')
+spec = {json.dumps(dict(release=cuda_release, crt=crt))!r}
+spec = json.loads(spec)
+if spec['release'] and any(a.startswith(('cuda-toolkit', 'nvidia-cuda-nvcc')) for a in sys.argv):
+    home = os.path.join({purelib!r}, 'nvidia', 'cu13')
+    for d in ('bin', 'nvvm/bin', 'include/cccl', 'lib') + (('include/crt', ) if spec['crt'] else ()):
+        os.makedirs(os.path.join(home, d), exist_ok=True)
+    files = {{'bin/nvcc': '#!/bin/sh\\necho "Cuda compilation tools, release %s, V%s.1"\\n' % (spec['release'],
+                                                                                          spec['release']),
+             'nvvm/bin/cicc': '', 'include/cuda_runtime.h': '', 'lib/libcudart.so.13': ''}}
+    if spec['crt']:
+        files['include/crt/host_config.h'] = ''
+    for name, text in files.items():
+        with open(os.path.join(home, name), 'w') as f:
+            f.write(text)
+""")
+            return log
+
+        @staticmethod
         def run(*toolkits, venv_path=None, **extra):
             path = ':'.join([str(t / 'bin') for t in toolkits] + ['/usr/bin', '/bin'])
             run_env = dict(PATH=path, HOME=str(tmp_path), DRY_RUN='1', PYTHONPATH=f'{fake}:{REPO}',
-                           VENV=venv_path or str(venv_dir), **extra)
+                           VENV=venv_path or str(venv_dir), NVIDIA_SMI=str(tmp_path / 'no-nvidia-smi'))
+            run_env.update(extra)
             proc = subprocess.run(['bash', SCRIPT], capture_output=True, text=True, timeout=120, env=run_env)
             commands = [line[2:].strip() for line in proc.stdout.splitlines() if line.startswith('+ ')]
             return proc, commands
@@ -177,3 +222,83 @@ def test_complete_environment_needs_no_command_with_a_relative_venv(env):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not any(c.endswith('-e . --no-build-isolation --no-deps') for c in commands), commands
     assert re.search(r'environment ready: /\S+$', proc.stdout.strip())
+
+
+def pip_calls(log):
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_cuda_from_pypi_is_checked_before_the_build(env):
+    """Issue 19: after installing CUDA from PyPI the script built mmcv (25 min per architecture) without checking
+    what it got. An nvcc of another release or missing crt headers now stop it before the build, with the fix."""
+    env.torch('13.0')
+    for release, crt, problem in (('13.1', True, 'nvcc in {home} is CUDA 13.1, torch was built with CUDA 13.0'),
+                                  ('13.0', False, 'CUDA headers missing in {home}/include: crt/host_config.h')):
+        log = env.pip(release, crt)
+        log.unlink(missing_ok=True)
+        proc, _ = env.run(FORCE_CUDA='1', CUDA_TOOLKIT='pypi', DRY_RUN='0')
+        home = osp.join(env.site, 'nvidia', 'cu13')
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert problem.format(home=home) in proc.stderr and '--force-reinstall cuda-toolkit[' in proc.stderr
+        calls = pip_calls(log)
+        assert any(a.startswith('cuda-toolkit[') for c in calls for a in c)  # it was installed ...
+        assert not any('mmcv==2.1.0' in c for c in calls), calls  # ... and nothing was built
+        shutil.rmtree(home)
+    log = env.pip('13.0', crt=True)
+    log.unlink(missing_ok=True)
+    proc, _ = env.run(FORCE_CUDA='1', CUDA_TOOLKIT='pypi', DRY_RUN='0')
+    assert f'CUDA 13.0 compiler and headers from PyPI: {osp.join(env.site, "nvidia", "cu13")}' in proc.stdout
+    assert any('mmcv==2.1.0' in c for c in pip_calls(log)), proc.stdout + proc.stderr  # the build ran
+    assert os.access(osp.join(env.site, 'nvidia', 'cu13', 'bin', 'nvcc'), os.X_OK)  # exec bits restored
+
+
+def test_system_toolkit_without_crt_headers_stops_before_the_build(env):
+    env.torch('13.0')
+    proc, commands = env.run(env.toolkit('13.0', crt=False), FORCE_CUDA='1')
+    assert proc.returncode == 1 and 'CUDA headers missing' in proc.stderr and 'crt/host_config.h' in proc.stderr
+    assert mmcv_build(commands) is None
+
+
+@pytest.mark.parametrize('cuda,driver,ok', [('13.0', '575.57.08', False), ('13.0', '580.65.06', True),
+                                            ('13.0', '590.10', True), ('12.8', '575.57.08', True),
+                                            ('12.8', '520.1', False)])
+def test_driver_too_old_for_torchs_cuda_stops_with_what_to_do(env, cuda, driver, ok):
+    env.torch(cuda)
+    toolkit = env.toolkit(cuda)
+    smi = env.nvidia_smi(f'{driver}')
+    proc, commands = env.run(toolkit, FORCE_CUDA='1', NVIDIA_SMI=smi)
+    if ok:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f'NVIDIA driver {driver} (CUDA {cuda.split(".")[0]} needs >= ' in proc.stdout
+        assert mmcv_build(commands) is not None
+    else:
+        assert proc.returncode == 1 and mmcv_build(commands) is None
+        assert f'NVIDIA driver {driver} is older than' in proc.stderr
+        assert 'CUDA_TORCH_PIP_ARGS=' in proc.stderr and 'pip uninstall -y torch' in proc.stderr
+        assert 'CUDA_DRIVER_CHECK=0' in proc.stderr
+        # building for another machine: the check can be skipped
+        proc, commands = env.run(toolkit, FORCE_CUDA='1', NVIDIA_SMI=smi, CUDA_DRIVER_CHECK='0')
+        assert proc.returncode == 0 and mmcv_build(commands) is not None
+
+
+def test_driver_not_known_is_reported_and_not_fatal(env):
+    """No nvidia-smi (a build machine without GPU), or one that fails (no driver loaded): the build goes on, and the
+    log says which driver torch's CUDA needs."""
+    env.torch('13.0')
+    toolkit = env.toolkit('13.0')
+    for smi, said in ((None, 'no '), (env.nvidia_smi('NVIDIA-SMI has failed', code=9), 'gives no driver version')):
+        proc, commands = env.run(toolkit, FORCE_CUDA='1', **({'NVIDIA_SMI': smi} if smi else {}))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert said in proc.stdout and '580' in proc.stdout and mmcv_build(commands) is not None
+
+
+def test_no_array_is_expanded_unguarded():
+    """bash < 4.4 (CentOS 7: 4.2, Ubuntu 16.04: 4.3) treats "${a[@]}" of an empty array as an unbound variable under
+    `set -u`, and the plain CPU path used to expand the empty CUDA_ENV that way. This machine's bash (>= 4.4) cannot
+    show the failure, so the script is checked for the pattern: every array expansion must be guarded as
+    ${a[@]+"${a[@]}"}, which expands to nothing on every bash version."""
+    guarded = re.compile(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\]\}"\}')
+    text = open(SCRIPT).read()
+    assert len(guarded.findall(text)) >= 2  # CUDA_ENV in the build, the PyPI package list
+    unguarded = re.findall(r'\$\{\w+\[[@*]\]\}', guarded.sub('', text))
+    assert not unguarded, f'arrays expanded without the ${{a[@]+"${{a[@]}}"}} guard: {unguarded}'

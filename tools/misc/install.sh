@@ -17,6 +17,12 @@
 #                           into the venv at the version torch was built with; =system or =pypi forces one.
 #   The mmcv build is recorded in $VENV/mmcv-build.txt (torch, CUDA, architectures); an mmcv without CUDA ops, or
 #   built for another torch or architecture list, is rebuilt without pip's wheel cache.
+#   Before the build it stops, with what to do, when the toolkit's nvcc is not of torch's CUDA (PyPI: the exact
+#   major.minor; system: the major) or its cuda_runtime.h / crt headers are missing, and when nvidia-smi reports
+#   a driver too old for torch's CUDA (CUDA 13 needs driver >= 580, 12 >= 525; a cu130 torch on an older driver
+#   sees no GPU). NVIDIA_SMI (default nvidia-smi) is the tool asked; CUDA_DRIVER_CHECK=0 skips the driver check
+#   (building for another machine).
+# Needs bash >= 4.0. No array is expanded while it may be empty: under `set -u` bash < 4.4 calls that unbound.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -88,6 +94,57 @@ PYEOF
 }
 nvcc_release() { "$1/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p'; }
 
+# Stops before the (long) mmcv build unless the toolkit in $1 can build for torch's CUDA $2: its nvcc runs and is of
+# release $2 (with $3 = exact, the major.minor, as the PyPI wheels are pinned to torch's; else the same major), and
+# the CUDA runtime and crt headers are there. $4 is what to do otherwise.
+check_toolkit() {
+    local home=$1 want=$2 exact=$3 fix=$4 release header missing=''
+    release=$(nvcc_release "$home" 2>/dev/null || true)
+    [ -n "$release" ] || die "$home/bin/nvcc does not run or print its release (nvcc --version); $fix"
+    if [ "$exact" = exact ]; then
+        [ "$release" = "$want" ] || die "nvcc in $home is CUDA $release, torch was built with CUDA $want; $fix"
+    elif [ "${release%%.*}" != "${want%%.*}" ]; then
+        die "nvcc in $home is CUDA $release, torch was built with CUDA $want; $fix"
+    fi
+    for header in cuda_runtime.h crt/host_config.h; do
+        [ -f "$home/include/$header" ] || missing="$missing $header"
+    done
+    [ -z "$missing" ] || die "CUDA headers missing in $home/include:$missing; $fix"
+}
+
+# The oldest NVIDIA driver that runs CUDA $1 (major) with minor-version compatibility; empty if not known here.
+min_driver() { case $1 in 11) echo 450 ;; 12) echo 525 ;; 13) echo 580 ;; *) echo '' ;; esac; }
+# Stops when nvidia-smi reports a driver too old for torch's CUDA (such a torch sees no GPU), with what to do.
+check_driver() {
+    local major=${TORCH_CUDA%%.*} need have smi=${NVIDIA_SMI:-nvidia-smi}
+    need=$(min_driver "$major")
+    [ -n "$need" ] || return 0
+    if [ "${CUDA_DRIVER_CHECK:-1}" = 0 ]; then
+        log "CUDA_DRIVER_CHECK=0: the NVIDIA driver is not checked (CUDA $major needs >= $need where it runs)"
+        return 0
+    fi
+    if ! command -v "$smi" >/dev/null 2>&1; then
+        log "no $smi: the NVIDIA driver is not checked; torch with CUDA $TORCH_CUDA needs driver >= $need where" \
+            "it runs (older: a cu12x torch, see CUDA_TORCH_PIP_ARGS)"
+        return 0
+    fi
+    have=$("$smi" --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' \r' || true)
+    case ${have%%.*} in
+        ''|*[!0-9]*)
+            log "$smi gives no driver version ('$have'): the NVIDIA driver is not checked; CUDA $major needs >= $need"
+            return 0 ;;
+    esac
+    if [ "${have%%.*}" -lt "$need" ]; then
+        die "NVIDIA driver $have is older than $need, which torch built with CUDA $TORCH_CUDA needs: it would not \
+see the GPU. Either update the driver to >= $need, or use a torch built for a CUDA this driver runs (CUDA 12: \
+driver >= 525) with a matching system toolkit: '$PY -m pip uninstall -y torch', then rerun with \
+CUDA_TORCH_PIP_ARGS='--index-url https://download.pytorch.org/whl/cu128' (a cu12x index that has torch \
+$TORCH_VERSION, else set TORCH_VERSION too) and CUDA_HOME=<a CUDA 12 toolkit> CUDA_TOOLKIT=system (CUDA from PyPI \
+needs CUDA >= 13). CUDA_DRIVER_CHECK=0 skips this check (building for another machine)."
+    fi
+    log "NVIDIA driver $have (CUDA $major needs >= $need)"
+}
+
 # PyPI packages holding CUDA's compiler and headers at torch's CUDA version: the cuda-toolkit meta-package version
 # that torch pins (torch >= 2.10 with CUDA 13), else the individual wheels at torch's CUDA major.minor.
 pypi_toolkit_packages() {
@@ -117,7 +174,8 @@ setup_cuda() {
 https://download.pytorch.org/whl/cu130') to choose a CUDA build"
     fi
     TORCH_CUDA=$("$PY" -c "import torch; print(torch.version.cuda)")
-    local major=${TORCH_CUDA%%.*} toolkit=${CUDA_TOOLKIT:-auto} home='' release=''
+    check_driver
+    local major=${TORCH_CUDA%%.*} toolkit=${CUDA_TOOLKIT:-auto} home='' release='' installed=0 packages
     case $toolkit in auto|system|pypi) ;; *) die "CUDA_TOOLKIT=$toolkit: use auto, system or pypi" ;; esac
     if [ "$toolkit" != pypi ] && home=$(system_cuda_home); then
         release=$(nvcc_release "$home")
@@ -137,17 +195,26 @@ install a CUDA $major toolkit and set CUDA_HOME"
         [ -n "$home" ] || home=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nvidia/cu$major
         if ! { [ -d "$home/nvvm/bin" ] && [ -d "$home/include/crt" ] && [ -d "$home/include/cccl" ] \
                && [ -f "$home/bin/nvcc" ] && [ "$(nvcc_release "$home" 2>/dev/null)" = "$TORCH_CUDA" ]; }; then
-            local packages
             read -r -a packages <<<"$(pypi_toolkit_packages)"
-            pip_install "${packages[@]}"
+            pip_install ${packages[@]+"${packages[@]}"}
+            installed=1
         fi
         # The wheels lose the executable bits of nvcc & co and ship libcudart.so.N without the libcudart.so that
         # torch's extension build links with (-lcudart); nvcc.profile looks for the headers under targets/.
         [ -x "$home/bin/nvcc" ] && [ -x "$home/nvvm/bin/cicc" ] || run chmod +x "$home"/bin/* "$home"/nvvm/bin/*
         [ -e "$home/lib/libcudart.so" ] || run ln -s "libcudart.so.$major" "$home/lib/libcudart.so"
+        if [ "$DRY_RUN" = 1 ] && [ "$installed" = 1 ]; then
+            log "dry run: nvcc's release and the headers are checked once CUDA is installed from PyPI"
+        else
+            check_toolkit "$home" "$TORCH_CUDA" exact "reinstall CUDA from PyPI ('$PY -m pip install \
+--force-reinstall $(pypi_toolkit_packages)'), or build with a system CUDA $major toolkit (CUDA_HOME=..., \
+CUDA_TOOLKIT=system)"
+        fi
         release=$TORCH_CUDA
         log "CUDA $release compiler and headers from PyPI: $home"
     else
+        check_toolkit "$home" "$TORCH_CUDA" major "repair or reinstall the CUDA toolkit in $home, point CUDA_HOME to \
+a complete CUDA $major toolkit, or use CUDA_TOOLKIT=pypi"
         log "system CUDA $release toolkit: $home"
     fi
     CUDA_HOME=$home
@@ -168,7 +235,7 @@ build_mmcv() {
     log "building mmcv $MMCV_VERSION with ops (FORCE_CUDA=$FORCE_CUDA); first build takes ~10 min on 2 cores" \
         "(CPU), ~25 min per GPU architecture on 2 cores (CUDA)"
     local start=$SECONDS
-    run env "${CUDA_ENV[@]}" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    run env ${CUDA_ENV[@]+"${CUDA_ENV[@]}"} MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "$PY" -m pip install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
     [ "$DRY_RUN" = 1 ] || log "mmcv build took $((SECONDS - start)) s"
 }
