@@ -255,8 +255,14 @@ def mmcv_ops_accept_bfloat16() -> None:
     mmcv 2.1.0's CPU kernels of these ops dispatch on float32/float64/float16 only, and ``nms`` needs boxes and
     scores of one type; under CPU autocast, convolution outputs (scores, feature maps) are bfloat16 while decoded
     boxes are float32, so Faster R-CNN stops with ``expected scalar type Float but found BFloat16``. With any
-    bfloat16 input the ops compute in float32 (a floating output is returned as bfloat16; autograd casts the
-    gradients to the inputs' types). Inputs without bfloat16 pass through untouched.
+    bfloat16 input the ops' **forward** computes in float32 (a floating output is returned as bfloat16). Inputs
+    without bfloat16 pass through untouched.
+
+    The backward is not patched: ``roi_align``'s backward receives the bfloat16 gradient of its output, and
+    mmcv's CPU ``roi_align_backward`` has no bfloat16 kernel, so it raises (``NotImplementedError:
+    "ROIAlign_backward" not implemented for 'BFloat16'``; ``nms`` has no backward). Training does not reach it:
+    ``CPUAmpOptimWrapper`` gives mmdet's RoI extractors float32 feature maps, so their ``roi_align`` runs forward
+    and backward in float32 (``tests/test_compat.py::test_patched_roi_align_backward_on_the_cpu``).
     """
     from mmcv.ops.nms import NMSop
     from mmcv.ops.roi_align import RoIAlignFunction

@@ -210,3 +210,27 @@ def test_mmcv_ops_accept_bfloat16_on_the_cpu():
     torch.testing.assert_close(out.float(), roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True), atol=2e-2, rtol=2e-2)
     plain = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)  # float32 inputs pass through untouched
     assert plain.dtype == torch.float32
+
+
+def test_patched_roi_align_backward_on_the_cpu():
+    """Issue 19: patch 7's docstring said autograd casts roi_align's gradient to the inputs' types. mmcv's CPU
+    backward gets the output's bfloat16 gradient and has no bfloat16 kernel, so a bfloat16 feature map cannot be
+    trained through it; what the docstring now says is what this test shows. Training never sends one there:
+    ``CPUAmpOptimWrapper`` makes mmdet's RoI extractors feed float32 maps, whose forward and backward are float32."""
+    from mmcv.ops import roi_align
+
+    from mmkd.compat import mmcv_ops_accept_bfloat16
+    mmcv_ops_accept_bfloat16()
+    rois = torch.tensor([[0., 1., 1., 9., 9.], [0., 4., 2., 15., 12.]])
+    feats = torch.rand(1, 4, 16, 16)
+    low = feats.bfloat16().requires_grad_()
+    out = roi_align(low, rois, (2, 2), 1.0, 2, 'avg', True)
+    assert out.dtype == torch.bfloat16 and out.requires_grad  # the forward works ...
+    with pytest.raises(NotImplementedError, match="ROIAlign_backward.*BFloat16"):
+        out.sum().backward()  # ... the backward does not
+    full = feats.clone().requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast leaves mmcv's op alone: float32 in, float32 out
+        out = roi_align(full, rois, (2, 2), 1.0, 2, 'avg', True)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert full.grad.dtype == torch.float32 and torch.isfinite(full.grad).all() and full.grad.abs().sum() > 0
