@@ -74,6 +74,30 @@ def accelerator_available() -> bool:
     return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
 
 
+def refuse_random_teacher(cfg: Config) -> None:
+    """Stop before anything is built when an mmkd distillation config would train against a randomly initialised
+    teacher: no ``model.teacher_ckpt``, no ``load_from`` / ``resume`` (whose checkpoint may hold the teacher: the
+    algorithm checks that when training starts) and no ``model.allow_random_teacher=True``."""
+    model = cfg.get('model')
+    if not isinstance(model, dict) or model.get('teacher') is None or model.get('teacher_ckpt') or \
+            model.get('allow_random_teacher') or cfg.get('load_from') or cfg.get('resume'):
+        return
+    from mmkd.models.algorithms.base import TeacherStudentDistill
+    from mmkd.registry import MODELS
+    algorithm = model.get('type')
+    if isinstance(algorithm, str):
+        algorithm = MODELS.get(algorithm if '.' in algorithm else f'{model.get("_scope_", "mmkd")}.{algorithm}') \
+            or MODELS.get(algorithm)
+    if not (isinstance(algorithm, type) and issubclass(algorithm, TeacherStudentDistill)):
+        return
+    raise ValueError(
+        f'{algorithm.__name__}: model.teacher_ckpt is not set, so the student would be trained to imitate a randomly '
+        f'initialised teacher, and end up worse than trained alone. Set it to the trained teacher\'s checkpoint '
+        f'(in the config, or --cfg-options model.teacher_ckpt=PATH), or --resume / load_from a checkpoint of this '
+        f'distillation run (it holds the teacher). For a deliberate random-teacher run (tests, debugging) pass '
+        f'--cfg-options model.allow_random_teacher=True.')
+
+
 def main():
     args = parse_args()
 
@@ -130,6 +154,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
+    refuse_random_teacher(cfg)
     compat.setup_cpu_distributed(cfg)
 
     # build the runner from config

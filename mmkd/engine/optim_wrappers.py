@@ -1,8 +1,10 @@
 """Mixed precision on the CPU, which mmengine 0.10.7's ``AmpOptimWrapper`` refuses."""
+import logging
 from contextlib import contextmanager
 from typing import Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from torch import nn
 
@@ -35,6 +37,12 @@ class CPUAmpOptimWrapper(OptimWrapper):
     ``roi_align``, which have no bfloat16 CPU kernel, run in float32 (patch 7 of :mod:`mmkd.compat`), and so do
     mmdet's RoI extractors, which would otherwise round the RoIs to bfloat16 (:func:`_float_feats`).
 
+    Like ``AmpOptimWrapper``'s loss scaler, it skips the update of a step whose gradients are not all finite
+    (no optimizer step; the gradients are cleared), counting the skips in :attr:`skipped_steps` and logging each:
+    the mixed-precision behaviour mmkd's distillation algorithms rely on to skip a step whose teacher outputs or
+    distillation losses overflow (see ``TeacherStudentDistill``). The check reads every gradient once per update
+    (one ``isfinite`` reduction per parameter tensor), before gradient clipping.
+
     Args:
         dtype: the autocast type; only ``'bfloat16'`` (or ``torch.bfloat16``) is accepted.
         loss_scale: accepted for config compatibility with ``AmpOptimWrapper`` (``tools/train.py --amp`` sets
@@ -49,7 +57,19 @@ class CPUAmpOptimWrapper(OptimWrapper):
                              "dtype='bfloat16' (or drop --amp, or train on a GPU for float16).")
         super().__init__(**kwargs)
         self.cast_dtype = torch.bfloat16
+        self.skipped_steps = 0
         mmcv_ops_accept_bfloat16()
+
+    def step(self, **kwargs) -> None:
+        """``OptimWrapper.step`` (gradient clipping, optimizer step), skipped when a gradient is not finite, as
+        ``GradScaler.step`` skips it."""
+        grads = [p.grad for group in self.optimizer.param_groups for p in group['params'] if p.grad is not None]
+        if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            self.skipped_steps += 1
+            print_log(f'CPUAmpOptimWrapper: non-finite gradients: this update is skipped, as a loss scaler skips '
+                      f'one ({self.skipped_steps} skipped so far).', logger='current', level=logging.WARNING)
+            return
+        super().step(**kwargs)
 
     @contextmanager
     def optim_context(self, model: nn.Module):

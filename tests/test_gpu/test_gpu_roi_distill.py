@@ -27,6 +27,7 @@ def demo_model_cfg(method: str = 'nd', **overrides) -> dict:
     cfg = Config.fromfile(osp.join(REPO, f'configs/demo/faster_rcnn_r50_r18_{method}.py'))
     model = copy.deepcopy(cfg.model)
     model.update({'teacher_ckpt': None, **overrides})
+    model.setdefault('allow_random_teacher', not model.get('teacher_ckpt'))  # a random teacher is enough here
     return model
 
 

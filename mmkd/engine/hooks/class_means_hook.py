@@ -6,7 +6,7 @@ import time
 from typing import Optional
 
 import torch
-from mmengine.dist import get_world_size, is_main_process
+from mmengine.dist import all_reduce, broadcast_object_list, get_rank, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -19,7 +19,9 @@ from mmkd.structures.class_means import checkpoint_identity
 class ClassMeansHook(Hook):
     """Makes sure ``model.class_means`` (a :class:`~mmkd.structures.ClassMeans`) is filled before training.
 
-    In ``before_train`` (which mmengine calls after ``load_from``/``--resume`` has restored the checkpoint):
+    In ``before_train`` (which mmengine calls after ``load_from``/``--resume`` has restored the checkpoint), after
+    refusing a teacher without trained weights (the algorithm's ``check_teacher_weights``: no ``teacher_ckpt``,
+    none restored, no ``allow_random_teacher``), before any teacher pass:
 
     1. means already in the model (restored from a checkpoint): kept as they are;
     2. ``file`` given: loaded from it (shape checked against the model before training starts; a warning when
@@ -64,6 +66,8 @@ class ClassMeansHook(Hook):
         if class_means is None:
             raise ValueError('ClassMeansHook needs an mmkd distillation algorithm configured with '
                              '`class_means=dict()` (model config); the model has none.')
+        if hasattr(model, 'check_teacher_weights'):
+            model.check_teacher_weights()
         teacher = checkpoint_identity(getattr(model, 'teacher_ckpt', None))
         if class_means.initialized:
             runner.logger.info('ClassMeansHook: class means restored from the checkpoint.')
@@ -118,7 +122,10 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
     is the whole dataset on every rank, which would make each rank do a whole epoch).
 
     Raises:
-        FloatingPointError: the teacher's features are not finite (a NaN/Inf in its weights).
+        FloatingPointError: the teacher's features are not finite (a NaN/Inf in its weights), on any rank: every
+            batch ends with one all-reduce of a per-rank flag, so every rank raises, in the same batch, the same
+            error (that of the first rank that saw the values), instead of the others waiting in the next
+            collective.
     """
     cfg = copy.deepcopy(dataloader_cfg)
     cfg['persistent_workers'] = False
@@ -136,12 +143,7 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
             break
         data = model.data_preprocessor(data_batch, training=True)
         feats, labels = model.collect_class_features(data['inputs'], data['data_samples'])
-        if not bool(torch.isfinite(feats.sum(dtype=torch.float32))):
-            raise FloatingPointError(
-                f'ClassMeansHook: the teacher\'s features in batch {i + 1} of the class-means pass are not '
-                f'finite ({int(torch.isnan(feats).sum())} NaN, {int(torch.isinf(feats).sum())} Inf of '
-                f'{feats.numel()} values): the teacher\'s weights ({getattr(model, "teacher_ckpt", None)}) hold '
-                f'a NaN/Inf, or its activations overflow. Nothing was written.')
+        _stop_together_unless_finite(feats, i, model)
         class_means.update(feats, labels)
         if (i + 1) % log_interval == 0 or i + 1 == total:
             runner.logger.info(f'ClassMeansHook: teacher pass {i + 1}/{total} batches '
@@ -150,3 +152,27 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
     model.train(was_training)
     if not class_means.initialized:
         raise RuntimeError('ClassMeansHook: the teacher pass produced no features; check the training set.')
+
+
+def _stop_together_unless_finite(feats: torch.Tensor, batch: int, model) -> None:
+    """Raise the same ``FloatingPointError`` on every rank if the teacher features of this batch are not finite
+    on any rank (one all-reduce of a ``[world_size]`` flag when distributed, one host sync)."""
+    world_size, rank = get_world_size(), get_rank()
+    flags = torch.zeros(world_size, device=feats.device)
+    flags[rank] = (~torch.isfinite(feats.detach().sum(dtype=torch.float32))).float()
+    if world_size > 1:
+        all_reduce(flags, op='max')
+    bad_ranks = [r for r, bad in enumerate(flags.tolist()) if bad]
+    if not bad_ranks:
+        return
+    message = [None]
+    if rank in bad_ranks:
+        message = [f'ClassMeansHook: the teacher\'s features in batch {batch + 1} of the class-means pass are not '
+                   f'finite ({int(torch.isnan(feats).sum())} NaN, {int(torch.isinf(feats).sum())} Inf of '
+                   f'{feats.numel()} values): the teacher\'s weights ({getattr(model, "teacher_ckpt", None)}) hold '
+                   f'a NaN/Inf, or its activations overflow.']
+    if world_size > 1:
+        broadcast_object_list(message, src=bad_ranks[0])
+        message[0] += (f' (Seen on rank{"s" if len(bad_ranks) > 1 else ""} {", ".join(map(str, bad_ranks))} of '
+                       f'{world_size}; the details are rank {bad_ranks[0]}\'s; every rank stopped in this batch.)')
+    raise FloatingPointError(message[0] + ' Nothing was written.')

@@ -5,6 +5,7 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
+from mmengine.dist import all_reduce, broadcast_object_list, get_rank, get_world_size
 from mmengine.logging import MessageHub, print_log
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmrazor.models import SingleTeacherDistill
@@ -40,6 +41,43 @@ def _refuse_folded_state(module: nn.Module, state_dict: Dict[str, Tensor], prefi
             f'teacher_fuse_conv_bn=True (the default) and without recorders on those modules to load it.')
 
 
+def _note_loaded_teacher(module: nn.Module, state_dict: Dict[str, Tensor], prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of the teacher: counts the teacher entries of a state dict loaded into the model
+    (``load_from`` / ``--resume`` of a distillation checkpoint, or a teacher checkpoint loaded directly), so that a
+    teacher built without ``teacher_ckpt`` is known to hold trained weights (see
+    :meth:`TeacherStudentDistill.check_teacher_weights`)."""
+    loaded = sum(1 for k in state_dict if k.startswith(prefix))
+    if loaded:
+        module._mmkd_loaded_entries = max(getattr(module, '_mmkd_loaded_entries', 0), loaded)
+
+
+class _NonFiniteGrad(torch.autograd.Function):
+    """``0`` in the forward, a NaN gradient for ``param`` in the backward: added to a loss, it leaves the logged
+    value unchanged and makes the step's gradients non-finite, so that a mixed-precision optimizer wrapper skips the
+    update as it skips an overflow (``GradScaler`` for ``AmpOptimWrapper``; ``mmkd.CPUAmpOptimWrapper`` likewise)."""
+
+    @staticmethod
+    def forward(ctx, param: Tensor) -> Tensor:
+        ctx.shape, ctx.dtype = param.shape, param.dtype
+        return param.new_zeros((), dtype=torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return torch.full(ctx.shape, float('nan'), dtype=ctx.dtype, device=grad.device)
+
+
+def _autocast_enabled() -> bool:
+    """Whether the code runs inside an autocast region (the optim context of ``AmpOptimWrapper`` or
+    ``mmkd.CPUAmpOptimWrapper``)."""
+    for device in ('cuda', 'cpu', 'npu', 'mlu', 'musa', 'xpu'):
+        try:
+            if torch.is_autocast_enabled(device):
+                return True
+        except (RuntimeError, TypeError, ValueError):  # a device type this torch build does not know
+            continue
+    return False
+
+
 @MODELS.register_module()
 class TeacherStudentDistill(SingleTeacherDistill):
     """Base of mmkd's distillation algorithms (detection: ``RoIDistill``; classification: ``ClsDistill``).
@@ -72,11 +110,25 @@ class TeacherStudentDistill(SingleTeacherDistill):
       another shape; e.g. the student's checkpoint, or one of another detector) is refused before training
       with an error naming how many weights and which, unless ``teacher_ckpt_strict=False``; so is one holding
       a NaN/Inf. [PROPOSAL]
-    * a stop at the first training step whose teacher outputs (the recorded tensors the distillation losses
-      read) or distillation losses are not finite (a NaN weight, an fp16 overflow), with a
-      ``FloatingPointError`` naming them, before the step's update or any later checkpoint exists. The check is
-      one fused reduction per step (``finite_check_interval``: every that many steps; 0 turns it off).
+    * no training against a random teacher: without ``teacher_ckpt`` the teacher's weights must come from a
+      checkpoint loaded into the algorithm (``load_from`` / ``--resume`` of a distillation checkpoint, which holds
+      the teacher); the first training step (and ``ClassMeansHook``, before its teacher pass) refuses a teacher
+      that got none, naming what to set (:meth:`check_teacher_weights`; ``tools/train.py`` refuses such a config
+      before building anything). ``allow_random_teacher=True`` opts into a random teacher (tests, debugging).
       [PROPOSAL]
+    * a verdict on every checked training step: are the teacher outputs (the recorded tensors the distillation
+      losses read) and the distillation losses finite? In float32, the first step that is not (a NaN weight, an
+      overflow) stops with a ``FloatingPointError`` naming them, before the step's update or any later checkpoint
+      exists. Under mixed precision (``loss`` runs under autocast: ``AmpOptimWrapper``, ``tools/train.py --amp``,
+      or ``mmkd.CPUAmpOptimWrapper``) the step is skipped as the loss scaler skips an overflow: its gradients are
+      made non-finite (the logged losses are unchanged), so the wrapper makes no update, EMA class means are
+      restored, and the skip is counted (``MessageHub`` runtime info ``nonfinite_skipped_steps``) and logged;
+      ``amp_stop_after_nonfinite`` checked steps in a row that are not finite stop the run with the same error.
+      With several ranks, one all-reduce of a per-rank flag gives every rank the same verdict in the same step,
+      and the error (the first rank's that saw the values, named in it) is the same on every rank, so they all
+      stop together instead of waiting in the next collective. The check costs one fused reduction, that
+      all-reduce and one host sync per checked step (``finite_check_interval``: every that many steps; 0 turns
+      it off). [PROPOSAL]
 
     The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
@@ -89,7 +141,8 @@ class TeacherStudentDistill(SingleTeacherDistill):
     def __init__(self, distiller: Dict, *args, teacher_ckpt: Optional[str] = None,
                  teacher_ckpt_strict: bool = True, class_means: Optional[Dict] = None,
                  teacher_fuse_conv_bn: bool = True, teacher_channels_last: bool = False,
-                 finite_check_interval: int = 1, **kwargs) -> None:
+                 finite_check_interval: int = 1, amp_stop_after_nonfinite: int = 10,
+                 allow_random_teacher: bool = False, **kwargs) -> None:
         if kwargs.get('teacher_trainable'):
             raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
                              f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
@@ -105,12 +158,22 @@ class TeacherStudentDistill(SingleTeacherDistill):
             distiller[key] = {**defaults, **(distiller.get(key) or {})}
         if finite_check_interval < 0:
             raise ValueError(f'finite_check_interval must be >= 0 (0: no check), got {finite_check_interval}')
+        if isinstance(amp_stop_after_nonfinite, bool) or not isinstance(amp_stop_after_nonfinite, int) or \
+                amp_stop_after_nonfinite < 1:
+            raise ValueError(f'amp_stop_after_nonfinite must be an int >= 1 (1: stop at the first non-finite step, '
+                             f'as in float32), got {amp_stop_after_nonfinite!r}')
         super().__init__(distiller, *args, teacher_ckpt=None, **kwargs)
         self.teacher_ckpt = teacher_ckpt
         if teacher_ckpt:
             self._load_teacher_ckpt(teacher_ckpt, teacher_ckpt_strict)
         self.finite_check_interval = finite_check_interval
+        self.amp_stop_after_nonfinite = amp_stop_after_nonfinite
         self._loss_calls = 0
+        self._nonfinite_in_a_row = 0  # checked mixed-precision steps skipped in a row
+        self.nonfinite_skipped_steps = 0  # in this process's run
+        self.allow_random_teacher = allow_random_teacher
+        self._teacher_weights_checked = bool(teacher_ckpt) or allow_random_teacher
+        self.teacher.register_load_state_dict_pre_hook(_note_loaded_teacher)
         self.class_means = None
         if class_means is not None:
             num_classes, feat_dim = self.class_means_shape()
@@ -215,39 +278,125 @@ class TeacherStudentDistill(SingleTeacherDistill):
         return self
 
     # ------------------------------------------------------------------ fault tolerance
-    def _check_finite(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Return ``losses`` if the teacher tensors the distillation losses read and the distillation losses
-        themselves are finite, else raise a ``FloatingPointError`` naming them (called at the end of
-        ``loss``, every ``finite_check_interval`` calls). One float32 sum per tensor and one host sync: a sum
-        is finite exactly when every element is (barring an overflow of the float32 sum itself)."""
+    def check_teacher_weights(self) -> None:
+        """Refuse to train against a teacher that holds no trained weights: no ``teacher_ckpt``, no checkpoint with
+        teacher entries loaded into the algorithm since it was built (``load_from`` / ``--resume`` of a
+        distillation checkpoint), and no ``allow_random_teacher=True``. Called by the first training step and by
+        ``ClassMeansHook`` before its teacher pass; free after the first call."""
+        if self._teacher_weights_checked:
+            return
+        if getattr(self.teacher, '_mmkd_loaded_entries', 0):
+            self._teacher_weights_checked = True
+            return
+        raise ValueError(
+            f'{type(self).__name__}: the teacher has no trained weights: teacher_ckpt is not set and no checkpoint '
+            f'holding the teacher was loaded (load_from / --resume of a distillation checkpoint), so the student '
+            f'would be trained to imitate a randomly initialised network, and end up worse than trained alone. Set '
+            f'the algorithm\'s `teacher_ckpt` to the trained teacher\'s checkpoint (in the config, or '
+            f'--cfg-options model.teacher_ckpt=PATH), or resume / load_from a checkpoint of this distillation run. '
+            f'For a deliberate random-teacher run (tests, debugging) set allow_random_teacher=True in the algorithm '
+            f'(model) config.')
+
+    def _before_loss(self) -> None:
+        """What every training step checks first (the teacher's weights, once)."""
+        if self.training and not self._teacher_weights_checked:
+            self.check_teacher_weights()
+
+    def _snapshot_ema_class_means(self) -> Optional[Dict[str, Tensor]]:
+        """A copy of EMA class means about to be updated in a step that a mixed-precision verdict may skip (the
+        update is then undone: an overflowed batch must not poison the means for good); None otherwise."""
+        cm = self.class_means
+        if cm is None or cm.momentum is None or not self._check_due() or not _autocast_enabled():
+            return None
+        return {k: v.clone() for k, v in cm.state_dict().items()}
+
+    def _check_due(self) -> bool:
+        """Whether the coming call of :meth:`_check_finite` checks (every ``finite_check_interval`` calls)."""
+        return bool(self.finite_check_interval) and self._loss_calls % self.finite_check_interval == 0
+
+    def _check_finite(self, losses: Dict[str, Tensor],
+                      class_means_before: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """The verdict on one training step (called at the end of ``loss``, every ``finite_check_interval``
+        calls): ``losses`` unchanged if the teacher tensors the distillation losses read and the distillation
+        losses are finite on every rank; else, in float32 (or after ``amp_stop_after_nonfinite`` such checked
+        steps in a row under autocast), a ``FloatingPointError`` naming them, raised on every rank; else (under
+        autocast) ``losses`` whose gradients are non-finite, so that the mixed-precision wrapper skips the update.
+
+        One float32 sum per tensor, one all-reduce of a ``[world_size]`` flag when distributed, one host sync: a
+        sum is finite exactly when every element is (barring an overflow of the float32 sum itself)."""
+        due = self._check_due()
         self._loss_calls += 1
         distill = [(name, value) for name, value in losses.items() if name.startswith('distill.')]
-        if not self.finite_check_interval or (self._loss_calls - 1) % self.finite_check_interval or not distill:
+        if not due or not distill:
             return losses
         teacher = self._teacher_loss_inputs()
         tensors = [t for _, t in teacher] + [t for _, v in distill for t in _float_tensors(v)]
         sums = torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors])
-        if bool(torch.isfinite(sums).all()):
+        world_size, rank = get_world_size(), get_rank()
+        flags = torch.zeros(world_size, device=sums.device)
+        flags[rank] = (~torch.isfinite(sums).all()).float()
+        if world_size > 1:
+            all_reduce(flags, op='max')
+        bad_ranks = [r for r, bad in enumerate(flags.tolist()) if bad]  # the host sync
+        if not bad_ranks:
+            self._nonfinite_in_a_row = 0
             return losses
+        amp = _autocast_enabled()
+        self._nonfinite_in_a_row += 1
+        stop = not amp or self._nonfinite_in_a_row >= self.amp_stop_after_nonfinite
+        message = [self._non_finite_message(teacher, distill) if rank in bad_ranks else None]
+        if world_size > 1:  # every rank reports what the first rank that saw it found
+            broadcast_object_list(message, src=bad_ranks[0])
+        message = message[0]
+        if world_size > 1:
+            seen = ', '.join(map(str, bad_ranks))
+            message += (f' (Seen on rank{"s" if len(bad_ranks) > 1 else ""} {seen} of {world_size}; the details '
+                        f'are rank {bad_ranks[0]}\'s. Every rank reached this verdict in the same step.)')
+        if stop:
+            if amp:
+                message += (f' Under mixed precision {self._nonfinite_in_a_row} checked steps in a row were not '
+                            f'finite (amp_stop_after_nonfinite={self.amp_stop_after_nonfinite}; the earlier ones '
+                            f'were skipped): this is no passing overflow.')
+            raise FloatingPointError(message + ' Training stopped before this step\'s update; no checkpoint of it '
+                                               'was written.')
+        self.nonfinite_skipped_steps += 1
+        hub = MessageHub.get_current_instance()
+        hub.update_info('nonfinite_skipped_steps', self.nonfinite_skipped_steps)
+        if class_means_before is not None:
+            self.class_means.load_state_dict(class_means_before)
+        print_log(f'{message} Mixed precision: this step is skipped (no update, as the loss scaler skips an '
+                  f'overflow); {self._nonfinite_in_a_row} in a row, {self.nonfinite_skipped_steps} in this run; '
+                  f'{self.amp_stop_after_nonfinite} in a row stop the run (amp_stop_after_nonfinite).',
+                  logger='current', level=logging.WARNING)
+        param = next((p for p in self.parameters() if p.requires_grad), None)
+        if param is None:  # nothing would be updated anyway
+            return losses
+        losses, poison = dict(losses), _NonFiniteGrad.apply(param)
+        # a loss that parse_losses adds to the total (its name holds 'loss'), else a term of its own (value 0)
+        name = next((n for n, v in distill if 'loss' in n and torch.is_tensor(v) and v.is_floating_point()), None)
+        if name is None:
+            losses['distill.loss_nonfinite_skip'] = poison
+        else:
+            losses[name] = losses[name] + poison.to(losses[name].dtype)
+        return losses
+
+    def _non_finite_message(self, teacher: List[Tuple[str, Tensor]], distill: List[Tuple[str, Any]]) -> str:
+        """What is not finite in this step: the teacher's recorded tensors if any, else the distillation losses."""
         step = MessageHub.get_current_instance().get_info('iter')
         at = f'at training iteration {step + 1}' if step is not None else 'in this training step'
         bad_teacher = [(what, t) for what, t in teacher if not torch.isfinite(t).all()]
         if bad_teacher:
             ckpt = f' ({self.teacher_ckpt})' if self.teacher_ckpt else ''
-            raise FloatingPointError(
-                f'{type(self).__name__}: non-finite teacher outputs {at}: '
-                + '; '.join(f'{what}: {_count_non_finite(t)}' for what, t in bad_teacher)
-                + f'. The teacher\'s weights{ckpt} hold a NaN/Inf, or its activations overflow (fp16: run the '
-                  f'teacher in fp32/bf16). Training stopped before this step\'s update; no checkpoint of it was '
-                  f'written.')
+            return (f'{type(self).__name__}: non-finite teacher outputs {at}: '
+                    + '; '.join(f'{what}: {_count_non_finite(t)}' for what, t in bad_teacher)
+                    + f'. The teacher\'s weights{ckpt} hold a NaN/Inf, or its activations overflow (fp16: run the '
+                      f'teacher in fp32/bf16).')
         bad_losses = [name for name, v in distill if not all(torch.isfinite(t).all() for t in _float_tensors(v))]
-        raise FloatingPointError(
-            f'{type(self).__name__}: non-finite distillation loss {at}: '
-            + ', '.join(f'{name} = {[float(t) for t in _float_tensors(dict(distill)[name])]}'
-                        for name in bad_losses)
-            + ' (the teacher outputs they read are finite; a student output or a loss\'s own arithmetic is not: '
-              'lower the learning rate or that loss\'s weight, or check its inputs). Training stopped before this '
-              'step\'s update; no checkpoint of it was written.')
+        return (f'{type(self).__name__}: non-finite distillation loss {at}: '
+                + ', '.join(f'{name} = {[float(t) for t in _float_tensors(dict(distill)[name])]}'
+                            for name in bad_losses)
+                + ' (the teacher outputs they read are finite; a student output or a loss\'s own arithmetic is not: '
+                  'lower the learning rate or that loss\'s weight, or check its inputs).')
 
     def _teacher_loss_inputs(self) -> List[Tuple[str, Tensor]]:
         """The recorded teacher tensors that some distillation loss reads, each with a description."""

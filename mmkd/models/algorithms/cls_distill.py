@@ -144,9 +144,11 @@ class ClsDistill(TeacherStudentDistill):
 
     # ------------------------------------------------------------------ training step
     def loss(self, batch_inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, Tensor]:
+        self._before_loss()
         losses = dict()
         if self.distillation_stopped:
             return self._student_only_loss(batch_inputs, data_samples)
+        class_means_before = self._snapshot_ema_class_means() if self._ema and self._teacher_runs else None
         self.distiller.set_deliveries_override(False)
         if self._teacher_runs:
             with self.distiller.teacher_recorders, self.distiller.deliveries, torch.no_grad():
@@ -167,7 +169,7 @@ class ClsDistill(TeacherStudentDistill):
                 for name, factor in self.warmup_factors().items():
                     distill_losses[name] = distill_losses[name] * factor
             losses.update(add_prefix(distill_losses, 'distill'))
-        return self._check_finite(losses)
+        return self._check_finite(losses, class_means_before)
 
     def warmup_factors(self, epoch: Optional[int] = None, iteration: Optional[int] = None) -> Dict[str, float]:
         """The warm-up factor of each loss in ``loss_warmup`` at a 0-based ``epoch`` / ``iteration`` (by default

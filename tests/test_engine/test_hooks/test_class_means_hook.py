@@ -35,11 +35,13 @@ def teacher_ckpt(tmp_path, name: str, seed: int) -> str:
     return path
 
 
-def algorithm(teacher_ckpt=None):
-    """ClsDistill with ND (which needs the class means), class means still empty."""
+def algorithm(teacher_ckpt=None, allow_random_teacher=None):
+    """ClsDistill with ND (which needs the class means), class means still empty; without ``teacher_ckpt`` a
+    random teacher, allowed unless ``allow_random_teacher=False``."""
     return MODELS.build(dict(
         type='ClsDistill', architecture=classifier('resnet8'), teacher=classifier('resnet14'),
         teacher_ckpt=teacher_ckpt, class_means=dict(),
+        allow_random_teacher=teacher_ckpt is None if allow_random_teacher is None else allow_random_teacher,
         distiller=dict(type='ConfigurableDistiller', distill_losses=dict(loss_nd=dict(type='NDLoss')),
                        loss_forward_mappings=dict(loss_nd=dict(
                            student_feat=dict(recorder='feat', from_student=True),
@@ -177,3 +179,12 @@ def test_non_finite_teacher_features_stop_the_pass(tmp_path):
     with pytest.raises(FloatingPointError, match='batch 1 of the class-means pass are not finite'):
         ClassMeansHook().before_train(fake_runner(model, tmp_path))
     assert not (tmp_path / 'log').exists()
+
+
+def test_a_random_teacher_is_refused_before_the_pass(tmp_path):
+    model = algorithm(allow_random_teacher=False)
+    calls = []
+    model.collect_class_features = lambda *args: calls.append(1)
+    with pytest.raises(ValueError, match='teacher has no trained weights.*allow_random_teacher=True'):
+        ClassMeansHook().before_train(fake_runner(model, tmp_path))
+    assert not calls and not (tmp_path / 'log').exists()

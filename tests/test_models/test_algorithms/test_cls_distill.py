@@ -59,6 +59,7 @@ def algorithm(losses=('kd', 'nd', 'icd'), student=None, connectors=None, nd_conn
                        loss_forward_mappings={k: v[1] for k, v in chosen.items()}), **kwargs)
     if 'nd' in losses:
         cfg.setdefault('class_means', dict(num_classes=K, feat_dim=64))
+    cfg.setdefault('allow_random_teacher', not cfg.get('teacher_ckpt'))  # tests need no trained teacher
     return MODELS.build(cfg)
 
 

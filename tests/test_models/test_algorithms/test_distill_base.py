@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 import torch
+from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_state_dict
@@ -46,6 +48,7 @@ def algorithm(teacher_recorders=None, **kwargs):
                              teacher_feat=dict(recorder='feat', from_student=False),
                              labels=dict(recorder='labels', from_student=True, data_idx=1)))))
     cfg.update(kwargs)
+    cfg.setdefault('allow_random_teacher', not cfg.get('teacher_ckpt'))  # most tests need no trained teacher
     model = MODELS.build(cfg)
     model.class_means.update(torch.rand(2 * K, 64), torch.arange(K).repeat(2))
     return model
@@ -241,3 +244,123 @@ def test_teacher_recorders_on_conv_and_batchnorm_see_the_unfolded_tensors(tmp_pa
     for name in recorders:
         torch.testing.assert_close(records[True][name], records[False][name], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(records[True]['conv_out'], records[True]['bn_out'])  # pre- vs post-BatchNorm
+
+
+# ------------------------------------------------------------------------------------------ random teacher
+def student_only_state(model) -> dict:
+    return {k: v for k, v in model.state_dict().items() if k.startswith('architecture.')}
+
+
+def test_a_teacher_without_trained_weights_is_refused_at_the_first_training_step(tmp_path):
+    model = algorithm(allow_random_teacher=False)  # no teacher_ckpt, nothing loaded
+    model.train()
+    with pytest.raises(ValueError, match=r"teacher has no trained weights.*load_from / --resume.*`teacher_ckpt`"
+                                         r".*allow_random_teacher=True"):
+        model.loss(*batch())
+    # a checkpoint without teacher entries (a student's) does not give it weights
+    load_state_dict(model, student_only_state(algorithm()))
+    with pytest.raises(ValueError, match='teacher has no trained weights'):
+        model.loss(*batch())
+    # a distillation checkpoint (what load_from / --resume load) does
+    load_state_dict(model, algorithm(teacher_ckpt=teacher_ckpt(tmp_path)).state_dict())
+    assert 'distill.loss_kd' in model.loss(*batch())
+    # the explicit opt-in, and a teacher_ckpt: no question asked
+    for kwargs in (dict(allow_random_teacher=True), dict(teacher_ckpt=teacher_ckpt(tmp_path))):
+        assert 'distill.loss_kd' in algorithm(**kwargs).train().loss(*batch())
+    # evaluation and inference never ask
+    model = algorithm(allow_random_teacher=False).eval()
+    model(batch()[0], mode='tensor')
+
+
+def tiny_runner(model, work_dir, *, max_iters=3, optim_wrapper=None, hooks=(), **kwargs) -> Runner:
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'run_{uuid.uuid4().hex}', default_scope='mmkd',
+        train_dataloader=dict(dataset=TinyData(), sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=4,
+                              num_workers=0, collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=optim_wrapper or dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-3)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False)),
+        custom_hooks=list(hooks), log_processor=dict(by_epoch=False), **kwargs)
+
+
+def test_load_from_a_distillation_checkpoint_gives_the_teacher_its_weights(tmp_path):
+    distill_ckpt = str(tmp_path / 'distill.pth')
+    torch.save(dict(state_dict=algorithm(teacher_ckpt=teacher_ckpt(tmp_path)).state_dict(), meta=dict()), distill_ckpt)
+    tiny_runner(algorithm(allow_random_teacher=False), tmp_path / 'resumed', max_iters=1, load_from=distill_ckpt).train()
+    work_dir = tmp_path / 'random'
+    with pytest.raises(ValueError, match='teacher has no trained weights'):
+        tiny_runner(algorithm(allow_random_teacher=False), work_dir, max_iters=1).train()
+    assert not list(work_dir.rglob('*.pth'))
+
+
+# ------------------------------------------------------------------------------------------ mixed precision
+class PoisonTeacher(Hook):
+    """During the given iterations (0-based) a weight of the teacher's first convolution is NaN (its features
+    and logits, and ND's EMA update, go NaN); records, per iteration, whether the student's weights and the
+    class means changed."""
+
+    def __init__(self, iters, ranks=None):
+        self.iters, self.ranks, self.changed, self.means_changed = set(iters), ranks, {}, {}
+
+    def _model(self, runner):
+        return runner.model.module if hasattr(runner.model, 'module') else runner.model
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = self._model(runner)
+        self.before = [p.detach().clone() for p in model.student.parameters()]
+        self.means = model.class_means.means.clone()
+        self.weight = model.teacher.backbone.stem[0].weight
+        self.saved = self.weight.detach().clone()
+        if runner.iter in self.iters and (self.ranks is None or runner.rank in self.ranks):
+            with torch.no_grad():
+                self.weight[0, 0, 0, 0] = float('nan')
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        model = self._model(runner)
+        with torch.no_grad():
+            self.weight.copy_(self.saved)
+        self.changed[runner.iter] = any(not torch.equal(a, b) for a, b in zip(self.before, model.student.parameters()))
+        self.means_changed[runner.iter] = not torch.equal(self.means, model.class_means.means)
+
+
+def ema_algorithm(**kwargs):
+    return algorithm(class_means=dict(num_classes=K, feat_dim=64, momentum=0.5), **kwargs)
+
+
+def test_mixed_precision_skips_a_non_finite_step_like_the_loss_scaler(tmp_path):
+    """Under CPUAmpOptimWrapper (bfloat16 autocast) a step with NaN teacher outputs makes no update at all (SGD
+    with momentum and weight decay would move the weights even with zero gradients), leaves the EMA class means
+    as they were, is counted and logged; the next finite step updates again and resets the count in a row."""
+    poison = PoisonTeacher(iters={1})
+    model = ema_algorithm()
+    tiny_runner(model, tmp_path, max_iters=4, optim_wrapper=dict(
+        type='mmkd.CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-3)),
+        hooks=[poison]).train()
+    assert poison.changed == {0: True, 1: False, 2: True, 3: True}
+    assert poison.means_changed == {0: True, 1: False, 2: True, 3: True}
+    assert model.nonfinite_skipped_steps == 1 and model._nonfinite_in_a_row == 0
+    assert MessageHub.get_current_instance().get_info('nonfinite_skipped_steps') == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.isfinite(model.class_means.means).all()
+    assert {p.name for p in tmp_path.glob('iter_*.pth')} == {f'iter_{i}.pth' for i in range(1, 5)}
+
+
+def test_mixed_precision_stops_after_amp_stop_after_nonfinite_steps_in_a_row(tmp_path):
+    poison = PoisonTeacher(iters={1, 2, 3})
+    with pytest.raises(FloatingPointError, match=r"at training iteration 3: teacher record 'logits'.*2 checked "
+                                                 r"steps in a row.*amp_stop_after_nonfinite=2.*no checkpoint of it"):
+        tiny_runner(ema_algorithm(amp_stop_after_nonfinite=2), tmp_path, max_iters=5, hooks=[poison],
+                    optim_wrapper=dict(type='mmkd.CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1))).train()
+    assert poison.changed == {0: True, 1: False}  # iteration 3 (index 2) stopped before after_train_iter
+    assert {p.name for p in tmp_path.glob('iter_*.pth')} == {'iter_1.pth', 'iter_2.pth'}
+    with pytest.raises(ValueError, match='amp_stop_after_nonfinite'):
+        algorithm(amp_stop_after_nonfinite=0)
+
+
+def test_float32_stops_at_the_first_non_finite_step_without_an_update(tmp_path):
+    poison = PoisonTeacher(iters={1})
+    model = ema_algorithm(amp_stop_after_nonfinite=5)  # applies to mixed precision only
+    with pytest.raises(FloatingPointError, match='at training iteration 2: teacher record'):
+        tiny_runner(model, tmp_path, max_iters=3, hooks=[poison]).train()
+    assert poison.changed == {0: True} and model.nonfinite_skipped_steps == 0
+    assert {p.name for p in tmp_path.glob('iter_*.pth')} == {'iter_1.pth'}

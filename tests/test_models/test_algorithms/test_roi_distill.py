@@ -20,10 +20,12 @@ C = 512
 
 
 def demo_model_cfg(method: str = 'nd', **overrides) -> dict:
-    """The demo distillation config's model dict (R50 -> R18), without a teacher checkpoint."""
+    """The demo distillation config's model dict (R50 -> R18), without a teacher checkpoint (a random teacher,
+    allowed, unless ``overrides`` set ``teacher_ckpt``)."""
     cfg = Config.fromfile(osp.join(REPO, f'configs/demo/faster_rcnn_r50_r18_{method}.py'))
     model = copy.deepcopy(cfg.model)
     model.update({"teacher_ckpt": None, **overrides})
+    model.setdefault('allow_random_teacher', not model.get('teacher_ckpt'))
     return model
 
 
