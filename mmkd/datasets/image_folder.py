@@ -6,13 +6,17 @@ from typing import Any, List, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 
 from mmkd.registry import DATASETS
+from .image_files import CheckedImageFiles
 from .transforms import build_transforms
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
 
-class _SplitDataset(BaseDataset):
-    """A ``BaseDataset`` with a ``split`` in ``splits`` and ``test_mode`` defaulting to ``split != 'train'``."""
+class _SplitDataset(CheckedImageFiles, BaseDataset):
+    """A ``BaseDataset`` with a ``split`` in ``splits`` and ``test_mode`` defaulting to ``split != 'train'``, whose
+    unreadable image files (missing, empty, truncated, not an image) stop the run with the file's path, where the
+    dataset lists it and the fix (:class:`~mmkd.datasets.image_files.CheckedImageFiles`;
+    ``check_image_files=False`` skips the check of every file at build)."""
 
     splits = ('train', 'val')
 
@@ -34,6 +38,14 @@ class ImageNet(_SplitDataset):
     ``valprep.sh``). Each sample is ``dict(img_path, gt_label, sample_idx)``; the pipeline loads the image
     (``LoadImageFromFile``).
     """
+
+    def image_source(self, info: dict, idx: Optional[int] = None) -> str:
+        return (f'sample {info.get("sample_idx", idx)} of the {self.split} split (class '
+                f'{self._metainfo["classes"][info["gt_label"]]!r}; files are listed per class folder, sorted)')
+
+    def image_fix(self) -> str:
+        return ('Copy the file again from the original ImageNet archive, or delete it from its class folder (the '
+                'folders are the file list).')
 
     def load_data_list(self) -> List[dict]:
         folder = osp.join(self.data_root, self.split)
@@ -70,6 +82,14 @@ class CUB200(_SplitDataset):
     splits = ('train', 'test')
     required = ('images.txt', 'train_test_split.txt', 'image_class_labels.txt')
 
+    def image_source(self, info: dict, idx: Optional[int] = None) -> str:
+        return (f'image id {info.get("cub_id")} in {osp.join(self.data_root, "images.txt")} (sample '
+                f'{info.get("sample_idx", idx)} of the {self.split} split)')
+
+    def image_fix(self) -> str:
+        return ('Extract the file again from CUB_200_2011.tgz, or remove its id from images.txt, '
+                'train_test_split.txt and image_class_labels.txt.')
+
     def _read(self, name: str) -> dict:
         with open(osp.join(self.data_root, name)) as f:
             rows = [line.split(maxsplit=1) for line in f if line.strip()]
@@ -92,4 +112,4 @@ class CUB200(_SplitDataset):
             raise ValueError(f'CUB200: image_class_labels.txt lacks labels for some images of the {self.split} '
                              'split; the three index files must list the same image ids.')
         return [dict(img_path=osp.join(self.data_root, 'images', paths[i]), gt_label=int(labels[i]) - 1,
-                     sample_idx=n) for n, i in enumerate(ids)]
+                     sample_idx=n, cub_id=i) for n, i in enumerate(ids)]
