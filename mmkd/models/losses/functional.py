@@ -27,7 +27,7 @@ from torch import Tensor
 
 __all__ = [
     'nd_loss', 'icd_loss', 'icd_scale_weights', 'icd_grouped_loss', 'prototype_directions', 'nc1_contrast_loss',
-    'nc1_align_loss', 'nc2_loss', 'nc2_min_classes', 'nc3_align_loss', 'prototype_cosine_logits'
+    'nc1_align_loss', 'nc2_loss', 'nc2_min_classes', 'nc3_align_loss', 'prototype_cosine_logits', 'hcl_loss'
 ]
 
 
@@ -510,3 +510,53 @@ def prototype_cosine_logits(feat: Tensor, prototypes: Tensor, scale: float = 16.
     directions, valid = prototype_directions(prototypes, center)
     logits = scale * _unit(feat, 1) @ directions.t()
     return logits.masked_fill(~valid, float('-inf'))
+
+
+def hcl_loss(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
+             pool_sizes: Sequence[int] = (4, 2, 1)) -> Tensor:
+    """ReviewKD's hierarchical context loss (HCL; Chen et al., "Distilling Knowledge via Knowledge Review",
+    CVPR 2021; the ND authors' ``Detection/model/reviewkd.py``), summed over levels.
+
+    Per level ``l`` with student map ``S`` and teacher map ``T`` (``[N, C, H, W]``, same shape):
+    ``L_l = (mse(S, T) + sum_k w_k mse(P_k(S), P_k(T))) / (1 + sum_k w_k)``, where ``P_k`` is
+    ``adaptive_avg_pool2d`` to ``p_k x p_k`` for the sizes ``p_k`` of ``pool_sizes`` with ``p_k < H`` (a size
+    ``>= H`` is skipped), ``w_k = 2^-k`` for the ``k``-th size kept (``1/2, 1/4, 1/8`` when none is skipped) and
+    ``mse`` is the mean over all elements. Returns ``sum_l L_l`` (levels are summed, not averaged).
+
+    Computed in float32 (float64 if an input is) with autocast off. ``student_feats``, ``teacher_feats``:
+    sequences of ``[N, C_l, H_l, W_l]`` tensors, one per level; the teacher's carry no gradient here only if
+    they were recorded without one.
+    """
+    if isinstance(student_feats, Tensor) or isinstance(teacher_feats, Tensor):
+        raise TypeError('hcl_loss takes one feature map per level (a tuple/list of [N, C, H, W] tensors, e.g. the '
+                        'FPN outputs), got a single tensor; wrap it in a tuple for one level')
+    student_feats, teacher_feats = list(student_feats), list(teacher_feats)
+    if not student_feats or len(student_feats) != len(teacher_feats):
+        raise ValueError(f'hcl_loss needs the same non-zero number of student and teacher levels, got '
+                         f'{len(student_feats)} and {len(teacher_feats)}: record the same neck outputs of both and '
+                         f'give the connector as many levels')
+    for level, (fs, ft) in enumerate(zip(student_feats, teacher_feats)):
+        if not (isinstance(fs, Tensor) and isinstance(ft, Tensor)) or fs.dim() != 4 or fs.shape != ft.shape:
+            raise ValueError(
+                f'hcl_loss level {level}: student and teacher maps must be [N, C, H, W] tensors of one shape, got '
+                f'{list(getattr(fs, "shape", [type(fs).__name__]))} and '
+                f'{list(getattr(ft, "shape", [type(ft).__name__]))}; set the connector\'s out_channels to the '
+                f'teacher\'s widths')
+    if any(int(p) < 1 for p in pool_sizes):
+        raise ValueError(f'hcl_loss pool_sizes must be >= 1, got {tuple(pool_sizes)}')
+    dtype = functools.reduce(torch.promote_types,
+                             (t.dtype for t in (*student_feats, *teacher_feats) if t.is_floating_point()),
+                             torch.float32)
+    total = student_feats[0].new_zeros((), dtype=dtype)
+    with torch.autocast(device_type=student_feats[0].device.type, enabled=False):
+        for fs, ft in zip(student_feats, teacher_feats):
+            fs, ft = fs.to(dtype), ft.to(dtype)
+            loss, weight, weight_sum = F.mse_loss(fs, ft), 1.0, 1.0
+            for size in pool_sizes:
+                if size >= fs.shape[2]:
+                    continue
+                weight /= 2
+                loss = loss + weight * F.mse_loss(F.adaptive_avg_pool2d(fs, size), F.adaptive_avg_pool2d(ft, size))
+                weight_sum += weight
+            total = total + loss / weight_sum
+    return total
