@@ -302,3 +302,50 @@ def test_no_array_is_expanded_unguarded():
     assert len(guarded.findall(text)) >= 2  # CUDA_ENV in the build, the PyPI package list
     unguarded = re.findall(r'\$\{\w+\[[@*]\]\}', guarded.sub('', text))
     assert not unguarded, f'arrays expanded without the ${{a[@]+"${{a[@]}}"}} guard: {unguarded}'
+
+
+def test_prebuilt_mmcv_wheel_of_this_build_is_installed_instead_of_building(env, tmp_path):
+    """MMCV_WHEEL_DIR (issue 18): a GPU machine given a wheel built elsewhere for its torch, CUDA and architectures
+    installs it and compiles nothing; a wheel recorded for another build is ignored and mmcv is built."""
+    env.torch('13.0')
+    env.mmcv('13.0')  # what the wheel installs (the stand-in pip installs nothing)
+    toolkit = env.toolkit('13.0')
+    wheels = tmp_path / 'wheelhouse'
+    wheels.mkdir()
+    wheel = wheels / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
+    wheel.write_text('')
+    record = wheels / 'mmcv-build.txt'
+    log = env.pip()
+    record.write_text('mmcv 2.1.0 torch 2.13.0+cu130 CUDA 13.0 arch 9.0\n')
+    proc, _ = env.run(toolkit, FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST='9.0', MMCV_WHEEL_DIR=str(wheels), DRY_RUN='0')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = pip_calls(log)
+    assert ['install', '--no-deps', '--force-reinstall', str(wheel)] in calls, calls
+    assert not any('mmcv==2.1.0' in c for c in calls), calls  # nothing built
+    assert (env.venv / 'mmcv-build.txt').read_text().strip() == record.read_text().strip()
+    # recorded for other architectures: built, the wheel written to MMCV_WHEEL_DIR and installed from there
+    (env.venv / 'mmcv-build.txt').unlink()
+    log.unlink()
+    proc, commands = env.run(toolkit, FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST='8.0', MMCV_WHEEL_DIR=str(wheels))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no prebuilt mmcv in" in proc.stdout and "'mmcv 2.1.0 torch 2.13.0+cu130 CUDA 13.0 arch 9.0'" in proc.stdout
+    build = next(c for c in commands if ' pip wheel ' in c)
+    assert build.startswith(f'env CUDA_HOME={toolkit} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0 ')
+    assert build.endswith(f'pip wheel --no-build-isolation --no-cache-dir --no-deps -w {wheels} mmcv==2.1.0')
+    assert f'rm -f {wheels}/mmcv-build.txt {wheel}' in commands  # the old wheel goes first (dry run: still there)
+    assert any(c.endswith(f'pip install --no-deps --force-reinstall {wheel}') for c in commands), commands
+    assert mmcv_build(commands) is None  # no plain `pip install mmcv` besides
+
+
+def test_prebuilt_mmcv_wheel_that_does_not_import_is_rebuilt(env, tmp_path):
+    env.torch('13.0')
+    env.mmcv('not available')  # the installed ops have no CUDA: the prebuilt wheel is not what it says
+    wheels = tmp_path / 'wheelhouse'
+    wheels.mkdir()
+    (wheels / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl').write_text('')
+    (wheels / 'mmcv-build.txt').write_text('mmcv 2.1.0 torch 2.13.0+cu130 CUDA 13.0 arch 9.0\n')
+    log = env.pip()
+    proc, _ = env.run(env.toolkit('13.0'), FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST='9.0', MMCV_WHEEL_DIR=str(wheels),
+                      DRY_RUN='0')
+    assert 'the prebuilt mmcv does not import here' in proc.stdout, proc.stdout + proc.stderr
+    assert any(c[:2] == ['wheel', '--no-build-isolation'] for c in pip_calls(log)), pip_calls(log)

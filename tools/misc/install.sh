@@ -17,6 +17,10 @@
 #                           into the venv at the version torch was built with; =system or =pypi forces one.
 #   The mmcv build is recorded in $VENV/mmcv-build.txt (torch, CUDA, architectures); an mmcv without CUDA ops, or
 #   built for another torch or architecture list, is rebuilt without pip's wheel cache.
+#   MMCV_WHEEL_DIR=DIR      a folder of prebuilt mmcv CUDA wheels: when DIR/mmcv-build.txt names this venv's build
+#                           (the same mmcv, torch, CUDA and architectures), DIR's mmcv wheel is installed instead of
+#                           building; else the build writes its wheel and mmcv-build.txt there (a GPU machine then
+#                           needs no compile: tools/misc/gpu_check.sh prepare --mmcv-wheel).
 #   Before the build it stops, with what to do, when the toolkit's nvcc is not of torch's CUDA (PyPI: the exact
 #   major.minor; system: the major) or its cuda_runtime.h / crt headers are missing, and when nvidia-smi reports
 #   a driver too old for torch's CUDA (CUDA 13 needs driver >= 580, 12 >= 525; a cu130 torch on an older driver
@@ -235,9 +239,34 @@ build_mmcv() {
     log "building mmcv $MMCV_VERSION with ops (FORCE_CUDA=$FORCE_CUDA); first build takes ~10 min on 2 cores" \
         "(CPU), ~25 min per GPU architecture on 2 cores (CUDA)"
     local start=$SECONDS
-    run env ${CUDA_ENV[@]+"${CUDA_ENV[@]}"} MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-        "$PY" -m pip install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
+    if [ "$FORCE_CUDA" = 1 ] && [ -n "${MMCV_WHEEL_DIR:-}" ]; then  # the wheel into MMCV_WHEEL_DIR, installed from there
+        run rm -f "$MMCV_WHEEL_DIR/mmcv-build.txt" "$MMCV_WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
+        run env ${CUDA_ENV[@]+"${CUDA_ENV[@]}"} MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+            "$PY" -m pip wheel --no-build-isolation --no-cache-dir --no-deps -w "$MMCV_WHEEL_DIR" "mmcv==$MMCV_VERSION"
+        pip_install --no-deps --force-reinstall "$MMCV_WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
+    else
+        run env ${CUDA_ENV[@]+"${CUDA_ENV[@]}"} MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+            "$PY" -m pip install --no-build-isolation "$@" "mmcv==$MMCV_VERSION"
+    fi
     [ "$DRY_RUN" = 1 ] || log "mmcv build took $((SECONDS - start)) s"
+}
+# MMCV_WHEEL_DIR's prebuilt wheel, if its recorded build is BUILD_ID: installed, and true if it then imports.
+prebuilt_mmcv() {
+    local dir=${MMCV_WHEEL_DIR:-} wheel
+    [ -n "$dir" ] && [ -f "$dir/mmcv-build.txt" ] || return 1
+    wheel=$(ls "$dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+    if [ -z "$wheel" ] || [ "$(cat "$dir/mmcv-build.txt")" != "$BUILD_ID" ]; then
+        log "no prebuilt mmcv in $dir for '$BUILD_ID' (it has '$(cat "$dir/mmcv-build.txt")'${wheel:+, $(basename "$wheel")}): building"
+        return 1
+    fi
+    log "installing the prebuilt $(basename "$wheel") ($BUILD_ID): no build"
+    pip_install --no-deps --force-reinstall "$wheel"
+    [ "$DRY_RUN" = 1 ] && return 0
+    echo "$BUILD_ID" >"$STAMP"
+    probe "$MMCV_OK" && return 0
+    log "the prebuilt mmcv does not import here ($("$PY" -c "$MMCV_OK" 2>&1 | tail -n 1)): building"
+    rm -f "$STAMP"
+    return 1
 }
 main() {  # the whole run is parsed before it starts: editing this file meanwhile cannot change a run
     if [ ! -x "$PY" ]; then
@@ -266,9 +295,12 @@ main() {  # the whole run is parsed before it starts: editing this file meanwhil
     if ! probe "$MMCV_OK"; then
         if [ "$FORCE_CUDA" = 1 ]; then
             # pip's wheel cache is keyed by the sdist, not by torch, FORCE_CUDA or the architectures: never use it.
-            run rm -f "$STAMP"
-            build_mmcv --no-cache-dir --force-reinstall --no-deps
-            [ "$DRY_RUN" = 1 ] || echo "$BUILD_ID" >"$STAMP"
+            if ! prebuilt_mmcv; then
+                run rm -f "$STAMP"
+                build_mmcv --no-cache-dir --force-reinstall --no-deps
+                [ "$DRY_RUN" = 1 ] || echo "$BUILD_ID" >"$STAMP"
+                [ "$DRY_RUN" = 1 ] || [ -z "${MMCV_WHEEL_DIR:-}" ] || echo "$BUILD_ID" >"$MMCV_WHEEL_DIR/mmcv-build.txt"
+            fi
         else
             build_mmcv
             # a wheel cached from a build against another torch fails to load _ext: rebuild without the cache.
