@@ -36,7 +36,7 @@ def tiny(data_root, *options):
     """The synthetic configs on 32 tiny images, batch 8, random teacher, class means from 2 batches."""
     return ['--batches', '2', '--class-means-iters', '2', '--cfg-options',
             f'train_dataloader.dataset.data_root={data_root}', 'train_dataloader.batch_size=8',
-            'model.teacher_ckpt=None', *options]
+            'model.teacher_ckpt=None', 'model.allow_random_teacher=True', *options]
 
 
 def test_measure_terms_matches_autograd(tool):
