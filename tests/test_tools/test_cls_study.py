@@ -1,6 +1,5 @@
-"""``tools/analysis/cls_study.py``: a tiny end-to-end study (train, resume, summarise), ``--dry-run`` and the
-summary statistics."""
-import importlib.util
+"""``tools/analysis/cls_study.py`` (mmkd.analysis.cls_study): a tiny end-to-end study (train, resume, summarise),
+``--dry-run`` and the paired summary statistics."""
 import json
 import math
 import os
@@ -11,30 +10,32 @@ import sys
 import numpy as np
 import pytest
 
+from mmkd.analysis import cls_study
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'cls_study.py')
 TINY = ['--num-train', '64', '--num-test', '32', '--epochs', '1', '--teacher-epochs', '1', '--seeds', '0',
         '--methods', 'baseline', 'kd', '--threads', '1']
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('cls_study', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _study(*args: str) -> str:
+def _study(*args: str, rc: int = 0) -> str:
     proc = subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == rc, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc.stdout
 
 
 def test_tiny_study_trains_summarises_and_resumes(tmp_path):
     work_dir = tmp_path / 'study'
-    out = _study('--work-dir', str(work_dir), *TINY)
-    assert out.count(': training (log: ') == 3  # teacher, baseline seed 0, kd seed 0
+    # a variant that cannot build fails alone: listed with its log, the others finish, the exit status is 1
+    out = _study('--work-dir', str(work_dir), *TINY, '--variant', 'broken', 'kd', 'model.distiller.type=Nope', rc=1)
+    assert out.count(': training (log: ') == 4  # teacher, baseline seed 0, kd seed 0, broken seed 0
+    failures = json.loads((work_dir / 'results.json').read_text())['failures']
+    assert [(f['method'], f['seed']) for f in failures] == [('broken', 0)]
+    assert f'- broken seed 0: exit code 1; see {work_dir}/broken_seed0/train.log' in out
+    assert '| broken | kd_res20_res8_synthetic.py model.distiller.type=Nope | FAILED | 0 | n/a |' in out
+    out = _study('--work-dir', str(work_dir), *TINY)  # the finished runs are reused
+    assert ': training' not in out and out.count('done before') == 3
     results = json.loads((work_dir / 'results.json').read_text())
     assert list(results['methods']) == ['baseline', 'kd'] and results['seeds'] == [0]
     assert 0 <= results['teacher']['top1'] <= 100 and results['teacher']['wall_s'] > 0
@@ -48,8 +49,11 @@ def test_tiny_study_trains_summarises_and_resumes(tmp_path):
     for row in ('| teacher (seed 0) | res20_teacher_synthetic.py |', '| baseline | res8_baseline_synthetic.py |',
                 '| kd | kd_res20_res8_synthetic.py |'):
         assert row in table
-    assert '| +0.00 |' in table and 'Command: `' in table and '1 torch threads per run' in table
+    assert '| +0.00 (n=1) |' in table and 'Command: `' in table and '1 torch threads per run' in table
     assert table in out  # printed too
+    runs = [json.loads(line) for line in (work_dir / 'results.jsonl').read_text().splitlines()]  # for plot_study
+    assert [(r['study'], r['method'], r['seed']) for r in runs] == [('cls', 'teacher', 0), ('cls', 'baseline', 0),
+                                                                     ('cls', 'kd', 0)]
 
     # a second call finds every run finished and trains nothing
     again = _study('--work-dir', str(work_dir), *TINY)
@@ -109,14 +113,19 @@ def test_teacher_dir_reuses_a_teacher_from_another_study(tmp_path):
 
 
 def test_summary_statistics_and_final_top1(tmp_path):
-    study = _load_script()
-    values = dict(baseline=[50.0, 52.0, 57.0], kd=[55.0, 54.0, 59.5], nc=[40.0])
-    stats = study.summarise(values, baseline=np.mean(values['baseline']))
+    study = cls_study
+    values = dict(baseline={0: 50.0, 1: 52.0, 2: 57.0}, kd={0: 55.0, 1: 54.0, 2: 59.5}, nc={1: 40.0})
+    stats = study.summarise(values, [0, 1, 2])
     for method, v in values.items():
-        assert stats[method]['mean'] == pytest.approx(np.mean(v))
-        assert stats[method]['delta'] == pytest.approx(np.mean(v) - np.mean(values['baseline']))
-    assert stats['kd']['std'] == pytest.approx(np.std(values['kd'], ddof=1)) and stats['nc']['std'] is None
-    assert study.summarise(dict(kd=[1.0, 3.0]))['kd']['delta'] is None
+        assert stats[method]['mean'] == pytest.approx(np.mean(list(v.values())))
+    # paired: kd - baseline per seed = 5, 2, 2.5 -> mean 3.1667, sample sd 1.6073, se = sd / sqrt(3) = 0.9280
+    assert stats['kd']['delta'] == pytest.approx(19 / 6) and stats['kd']['delta_se'] == pytest.approx(0.92796, abs=1e-5)
+    assert stats['kd']['delta_n'] == 3 and stats['kd']['delta_text'] == '+3.17 ± 0.93 (n=3)'
+    # nc has seed 1 only: its Δ is at seed 1 (40 - 52), never against the baseline's mean over all seeds
+    assert stats['nc']['delta'] == pytest.approx(-12.0) and stats['nc']['delta_se'] is None
+    assert stats['nc']['missing'] == [0, 2] and stats['nc']['delta_text'] == '-12.00 (n=1, seeds 0, 2 missing)'
+    assert stats['kd']['std'] == pytest.approx(np.std(list(values['kd'].values()), ddof=1)) and stats['nc']['std'] is None
+    assert study.summarise(dict(kd={0: 1.0, 1: 3.0}), [0, 1])['kd']['delta'] is None
 
     # the validation after the last epoch of the newest run counts, not an earlier epoch's or an older run's
     for stamp, records in (('20240101_000000', [dict(step=3, **{'accuracy/top1': 90.0})]),
@@ -137,7 +146,7 @@ def test_study_configs_build(method):
     from mmengine.registry import DefaultScope
 
     from mmkd.registry import MODELS
-    study = _load_script()
+    study = cls_study
     cfg = Config.fromfile(osp.join(REPO, study.CONFIG_DIR, study.METHODS[method]))
     cfg.model.pop('teacher_ckpt', None)
     assert cfg.train_cfg.max_epochs == cfg.param_scheduler.T_max == 6

@@ -1,20 +1,45 @@
-"""tools/analysis/det_study.py: data splits, schedule overrides, the summary table and the plateau check."""
+"""The detection study (mmkd.analysis.det_study, tools/analysis/det_study.py): data splits and options, where the
+runs go, schedule overrides, the table's paired statistics, and a tiny 6-class study with a failing run."""
+import argparse
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+from mmengine.config import Config, DictAction
+
+from mmkd.analysis import det_study
+from mmkd.datasets.synthetic import SHAPE_CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-import det_study  # noqa: E402
+
+
+def _merged(config: str, opts: list) -> Config:
+    """``config`` with ``opts`` merged as tools/train.py merges --cfg-options."""
+    cfg = Config.fromfile(osp.join(REPO, config))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *opts]).cfg_options)
+    return cfg
+
+
+def _num_classes(node) -> list:
+    """Every num_classes value under ``node``."""
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == 'num_classes'] + [x for v in node.values() for x in _num_classes(v)]
+    if isinstance(node, (list, tuple)):
+        return [x for v in node for x in _num_classes(v)]
+    return []
 
 
 def test_heldout_split_is_disjoint_from_training_and_comes_from_the_training_distribution(tmp_path):
     args = det_study.parse_args(['--data-root', str(tmp_path / 'data'), '--num-train', '6', '--num-heldout', '3',
-                                 '--num-val', '2', '--img-size', '64', '--work-dir', str(tmp_path / 'wd')])
+                                 '--num-val', '2', '--img-size', '64', '--work-dir', str(tmp_path / 'wd'),
+                                 '--data-seed', '3', '--rows', 'baseline'])
     data = det_study.prepare_data(args)
+    assert json.load(open(tmp_path / 'data' / 'manifest.json'))['args']['seed'] == 3  # --data-seed reaches the data
     opts = {split: dict(o.split('=', 1) for o in data[split]) for split in ('val', 'heldout')}
     train = json.load(open(opts['val']['train_dataloader.dataset.ann_file']))
     heldout = json.load(open(opts['heldout']['val_evaluator.ann_file']))
@@ -29,23 +54,66 @@ def test_heldout_split_is_disjoint_from_training_and_comes_from_the_training_dis
     assert opts['val']['val_evaluator.ann_file'].endswith('instances_val.json')
 
 
+def test_tuning_runs_and_other_data_get_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse = lambda argv: det_study.parse_args(['--rows', 'baseline', 'kd', *argv])  # noqa: E731
+    val = parse([])
+    heldout = parse(['--eval-on', 'heldout'])
+    assert val.work_dir == str(tmp_path / 'work_dirs' / 'det_study') == val.out
+    assert heldout.work_dir == str(tmp_path / 'work_dirs' / 'det_study_heldout') == heldout.out
+    assert heldout.teacher_dir == val.teacher_dir == str(tmp_path / 'work_dirs' / 'det_study' / 'teacher')
+    assert val.data_root == heldout.data_root == str(tmp_path / 'data' / 'synthetic_coco')
+    six = parse(['--num-classes', '6', '--data-seed', '2', '--eval-on', 'heldout'])
+    assert six.work_dir == str(tmp_path / 'work_dirs' / 'det_study_c6_d2_heldout')
+    assert six.teacher_dir == str(tmp_path / 'work_dirs' / 'det_study_c6_d2' / 'teacher')
+    assert six.data_root == str(tmp_path / 'data' / 'synthetic_coco_c6_d2')
+    given = parse(['--eval-on', 'heldout', '--work-dir', 'mine'])
+    assert given.work_dir == given.out == str(tmp_path / 'mine') and given.teacher_dir == str(tmp_path / 'mine/teacher')
+
+
+@pytest.mark.parametrize('row', ['teacher', *[r for r, spec in det_study.ROWS.items()
+                                              if osp.isfile(osp.join(REPO, 'configs/demo', spec.config))]])
+def test_data_options_reach_every_run(row):
+    """6 classes and 96-px images: every dataset's classes, every head of teacher and student, every resize."""
+    config = 'configs/demo/' + (det_study.TEACHER if row == 'teacher' else det_study.ROWS[row].config)
+    names = SHAPE_CLASSES[:6]
+    cfg = _merged(config, det_study.class_options(config, names, 96))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert tuple(cfg[loader].dataset.metainfo.classes) == names
+        assert [t['scale'] for t in cfg[loader].dataset.pipeline if t['type'] == 'Resize'] == [(96, 96)]
+    heads = [m.roi_head.bbox_head for m in ((cfg.model.architecture, cfg.model.teacher)
+                                            if 'architecture' in cfg.model else (cfg.model,))]
+    assert [h.num_classes for h in heads] == [6] * len(heads)
+    assert 4 not in _num_classes(cfg.model)  # nothing left at the configs' 4 classes
+
+
+def test_the_teacher_and_its_students_depend_on_the_data_options(tmp_path):
+    base = ['--rows', 'baseline', 'kd', '--seeds', '0', '--work-dir', str(tmp_path / 'wd'),
+            '--data-root', str(tmp_path / 'data')]
+    keys = {}
+    for n in (4, 6):
+        args = det_study.parse_args(base + ['--num-classes', str(n)])
+        jobs = {job.id: job for job in det_study.jobs(args, det_study.data_options(args), f'digest{n}')}
+        assert jobs['kd', 0].needs == ('teacher', 0) and jobs['baseline', 0].needs is None
+        assert jobs['kd', 0].key['teacher'] == jobs['teacher', 0].key  # a retrained teacher retrains its students
+        assert f'model.teacher_ckpt={tmp_path}/wd/teacher/iter_3000.pth' in jobs['kd', 0].cmd
+        keys[n] = jobs['teacher', 0].key
+        assert f'model.roi_head.bbox_head.num_classes={n}' in jobs['teacher', 0].cmd
+    assert keys[4] != keys[6] and keys[4]['data'] == 'digest4'
+
+
 def test_schedule_options_scale_milestones_validation_and_checkpoint():
-    opts = det_study.schedule_options('configs/demo/faster_rcnn_r18_baseline.py', 600)
-    import argparse
-    from mmengine.config import Config, DictAction
-    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/faster_rcnn_r18_baseline.py'))
-    old = cfg.train_cfg.max_iters
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)  # as tools/train.py parses them
-    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *opts]).cfg_options)
+    config = 'configs/demo/faster_rcnn_r18_baseline.py'
+    cfg = _merged(config, det_study.schedule_options(config, 600))
+    base = Config.fromfile(osp.join(REPO, config))
+    old = base.train_cfg.max_iters
     assert cfg.train_cfg.max_iters == 600 and cfg.default_hooks.checkpoint.interval == 600
     assert cfg.train_cfg.val_interval == 600 // 4
     multistep = [i for i, s in enumerate(cfg.param_scheduler) if s['type'] == 'MultiStepLR'][0]
-    base = Config.fromfile(osp.join(REPO, 'configs/demo/faster_rcnn_r18_baseline.py'))
     assert cfg.param_scheduler[multistep]['milestones'] == [int(m * 600 / old)
                                                             for m in base.param_scheduler[multistep]['milestones']]
     assert cfg.param_scheduler[multistep]['end'] == 600 and cfg.param_scheduler[multistep]['type'] == 'MultiStepLR'
-    assert det_study.schedule_options('configs/demo/faster_rcnn_r18_baseline.py', None) == []
+    assert det_study.schedule_options(config, None) == []
 
 
 def _record(row, seed, curve):
@@ -54,24 +122,86 @@ def _record(row, seed, curve):
                 history=[{'step': s, 'coco/bbox_mAP': v} for s, v in curve])
 
 
-def test_table_reports_every_seed_mean_std_deltas_and_the_last_quarter_change():
+def test_table_pairs_every_delta_by_seed_and_lists_missing_and_failed_runs():
     teacher = _record('teacher', 0, [(100, 0.2), (300, 0.5), (400, 0.52)])
-    rows = {'baseline': [_record('baseline', s, [(25, 0.1), (75, 0.30 + s / 100), (100, 0.305 + s / 100)])
-                         for s in (0, 1, 2)],
-            'kd': [_record('kd', s, [(25, 0.1), (75, 0.3), (100, v)]) for s, v in ((0, 0.33), (1, 0.35), (2, 0.34))]}
-    text = det_study.table(teacher, rows, [0, 1, 2])
-    lines = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]] for line in text.splitlines()[2:]}
-    assert lines['teacher R50-FPN (seed 0)'][0] == '0.520' and lines['teacher R50-FPN (seed 0)'][7] == '0.020'
+    alone = {0: 0.305, 1: 0.315, 2: 0.325}
+    rows = {'baseline': [_record('baseline', s, [(25, 0.1), (75, v - 0.005), (100, v)]) for s, v in alone.items()],
+            'kd': [_record('kd', s, [(25, 0.1), (75, 0.3), (100, v)]) for s, v in ((0, 0.33), (1, 0.35), (2, 0.34))],
+            'nd': [_record('nd', s, [(25, 0.1), (100, v)]) for s, v in ((0, 0.36), (1, 0.40))]}
+    failures = [dict(method='nd', seed=2, log='/x/nd/seed2/train.log', error='exit code 1; see /x/nd/seed2/train.log')]
+    text = det_study.table(teacher, rows, [0, 1, 2], failures)
+    lines = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
+             for line in text.splitlines()[2:] if line.startswith('| ')}
+    t = lines['teacher R50-FPN (seed 0)']
+    assert t[0] == '0.520' and t[3] == '1' and t[8] == '0.020'
     base = lines['student R18-FPN alone']
-    assert base[:3] == ['0.305', '0.315', '0.325'] and base[3] == '0.315 ± 0.010' and base[7] == '0.005'
+    assert base[:5] == ['0.305', '0.315', '0.325', '3', '0.315 ± 0.010'] and base[5:7] == ['', ''] and base[8] == '0.005'
     kd = lines['KD (RoI logits)']
-    assert kd[3] == '0.340 ± 0.010' and kd[4] == '+0.025' and kd[5] == ''
+    # kd - alone per seed: 0.025, 0.035, 0.015 -> mean 0.025, sd 0.01, se 0.01 / sqrt(3) = 0.00577
+    assert kd[3:6] == ['3', '0.340 ± 0.010', '+0.025 ± 0.006 (n=3)'] and kd[6] == ''  # its base is the student alone
+    nd = lines['KD++ (ND + KD)']
+    # seed 2 failed: listed, never averaged over; std of (0.36, 0.40) = 0.0283
+    assert nd[:4] == ['0.360', '0.400', 'FAILED', '2'] and nd[4] == '0.380 ± 0.028'
+    # nd - alone at seeds 0, 1: 0.055, 0.085 -> mean 0.070, sd 0.0212, se 0.015; nd - kd: 0.03, 0.05 -> 0.040, se 0.010
+    assert nd[5] == '+0.070 ± 0.015 (n=2, seed 2 missing)'
+    assert nd[6] == '+0.040 ± 0.010 (n=2, seed 2 missing) vs KD (RoI logits)'
+    assert 'KD++ (ND + KD) (`nd`) seed 2: exit code 1' in text and '(log: /x/nd/seed2/train.log)' in text
     assert det_study.last_quarter_change(rows['kd']) == pytest.approx(0.04)
+    assert 'missing' in det_study.table(None, dict(rows, kd=rows['kd'][:2]), [0, 1, 2]).split('KD (RoI logits)')[1]
 
 
 def test_bad_arguments_stop_at_once():
+    too_many = [x for i in range(5) for x in ('--variant', f'w{i}', 'nd', f'a={i}')]
     for argv, message in ((['--eval-on', 'heldout', '--num-heldout', '0'], 'num-heldout'),
-                          (['--jobs', '0'], '--jobs must be >= 1'), (['--rows', 'nope'], 'invalid choice')):
+                          (['--jobs', '0'], '--jobs must be >= 1'), (['--rows', 'nope'], 'invalid choice'),
+                          (['--num-classes', '13'], '--num-classes must be in [2, 12]'),
+                          (['--variant', 'kd', 'nd', 'a=1'], 'the name is taken'),
+                          (['--variant', 'x', 'nd', 'no_equals'], 'expected NAME ROW KEY=VALUE'),
+                          (['--rows', 'nd', '--eval-on', 'heldout', *too_many], 'at most 4 values')):
         out = subprocess.run([sys.executable, 'tools/analysis/det_study.py', *argv], cwd=REPO, capture_output=True,
                              text=True, timeout=60)
-        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert out.returncode == 2 and message in out.stderr, (argv, out.stderr)
+
+
+@pytest.fixture(scope='module')
+def six_class_study(tmp_path_factory):
+    """A tiny study on 6 generated classes: the teacher, the student alone, KD and a variant that cannot build."""
+    tmp = tmp_path_factory.mktemp('det_study6')
+    cmd = [sys.executable, 'tools/analysis/det_study.py', '--work-dir', str(tmp / 'wd'), '--data-root',
+           str(tmp / 'data'), '--num-classes', '6', '--data-seed', '1', '--num-train', '8', '--num-heldout', '0',
+           '--num-val', '4', '--rows', 'baseline', 'kd', '--variant', 'broken', 'baseline', 'model.backbone.depth=7',
+           '--seeds', '0', '--teacher-iters', '2', '--student-iters', '2']
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'))
+    return tmp / 'wd', proc
+
+
+def test_a_failed_run_is_listed_and_the_others_finish(six_class_study):
+    wd, proc = six_class_study
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (wd / 'results.md').read_text()
+    assert table in proc.stdout and 'run(s) failed' in proc.stderr
+    records = [json.loads(line) for line in (wd / 'results.jsonl').read_text().splitlines()]
+    assert [(r['method'], r['seed']) for r in records] == [('teacher', 0), ('baseline', 0), ('kd', 0)]
+    assert f'seed 0: exit code 1; see {wd}/broken/seed0/train.log' in table
+    broken = [line for line in table.splitlines() if line.startswith('| student R18-FPN alone, tuned:')]
+    assert len(broken) == 1 and '| FAILED | 0 |' in broken[0]
+
+
+def test_a_six_class_study_trains_and_evaluates_six_classes(six_class_study):
+    wd, proc = six_class_study
+    names = SHAPE_CLASSES[:6]
+    records = {r['method']: r for r in map(json.loads, (wd / 'results.jsonl').read_text().splitlines())}
+    assert set(records) == {'teacher', 'baseline', 'kd'}, proc.stdout[-3000:]
+    for method, run_dir in (('teacher', wd / 'teacher'), ('baseline', wd / 'baseline' / 'seed0'),
+                            ('kd', wd / 'kd' / 'seed0')):
+        # the evaluator reported every one of the 6 classes
+        per_class = {k[len('coco/'):-len('_precision')] for k in records[method]['metrics'] if k.endswith('_precision')}
+        assert per_class == set(names), (method, per_class)
+        dumped = [p for p in os.listdir(run_dir) if p.endswith('.py')]
+        cfg = Config.fromfile(str(run_dir / dumped[0]))
+        models = (cfg.model.architecture, cfg.model.teacher) if method == 'kd' else (cfg.model,)
+        assert [m.roi_head.bbox_head.num_classes for m in models] == [6] * len(models)
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            assert tuple(cfg[loader].dataset.metainfo.classes) == names
+    assert '6 shape classes' in (wd / 'results.md').read_text()

@@ -56,8 +56,33 @@ def test_error_bars_are_mean_and_sample_std_over_seeds(results):
     assert summary['nd']['mean'] == pytest.approx(0.30)
     assert summary['nd']['std'] == pytest.approx(0.02)  # ddof=1
     assert summary['baseline']['std'] == pytest.approx(statistics.stdev([0.20, 0.24]))
-    assert summary['teacher'] == dict(seeds=[0], values=[0.40], mean=0.40, std=0.0)
+    assert summary['teacher'] == dict(seeds=[0], values=[0.40], mean=0.40, std=None)  # one seed: no spread
     assert plot_study.best_method(summary) == 'nd'
+
+
+def test_no_error_bar_for_one_seed(results):
+    _, runs = results
+    summary = plot_study.summarize_metric([r for r in runs if r['study'] == 'det'])
+    fig = plot_study.metric_figure(summary, 'coco/bbox_mAP', 'det')
+    bars = [c for c in fig.axes[0].containers if type(c).__name__ == 'ErrorbarContainer']
+    # baseline (2 seeds), nd (3) and kd (2) have error bars, the single teacher run none
+    assert len(bars) == 3
+    heights = sorted(round(float(c.lines[2][0].get_segments()[0][1][1] - c.lines[2][0].get_segments()[0][0][1]), 6)
+                     for c in bars)
+    assert heights == sorted(round(2 * summary[m]['std'], 6) for m in ('baseline', 'nd', 'kd'))
+    plot_study.plt.close(fig)
+
+
+def test_best_method_has_every_seed():
+    """A method with a higher mean over fewer seeds is not the best: its mean is not comparable."""
+    runs = [dict(method=m, seed=s, metric=v) for m, s, v in (
+        ('teacher', 0, 0.9), ('baseline', 0, 0.2), ('baseline', 1, 0.2), ('baseline', 2, 0.2),
+        ('lucky', 0, 0.8), ('kd', 0, 0.3), ('kd', 1, 0.32), ('kd', 2, 0.31), ('nd', 0, 0.29), ('nd', 1, 0.3),
+        ('nd', 2, 0.28))]
+    summary = plot_study.summarize_metric(runs)
+    assert plot_study.best_method(summary) == 'kd'
+    assert plot_study.best_method(plot_study.summarize_metric([r for r in runs if r['method'] != 'kd'])) == 'nd'
+    assert plot_study.best_method(plot_study.summarize_metric(runs[:5])) is None  # only 'lucky', with one seed
 
 
 def test_curves_and_per_class_ap_average_over_seeds(results):

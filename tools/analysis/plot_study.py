@@ -13,12 +13,14 @@ the study scripts write it::
 and writes, for each study found, next to the results file (or into ``--out``), printing each path:
 
 * ``<study>_metric.png``: the final metric of every method, mean ± sample standard deviation (ddof=1) over
-  seeds as error bars, every seed as a dot (the teacher too, if the study has a ``teacher`` run);
+  seeds as error bars (none for a method with one seed), every seed as a dot (the teacher too, if the study has
+  a ``teacher`` run);
 * ``<study>_val_curves.png``: the validation metric over training steps, mean over seeds, per method;
 * ``<study>_nc.png``: NC1, NC2 and NC3 over training (``DistillMetricsHook``'s ``nc/student_nc*`` per method,
   mean over seeds, and ``nc/teacher_nc*`` dashed), when the runs logged them;
 * ``<study>_per_class_ap.png`` (detection, when the runs logged ``coco/<class>_precision``, i.e. the evaluator
-  had ``classwise=True``): per-class AP of the teacher, the student alone (``baseline``) and the best method.
+  had ``classwise=True``): per-class AP of the teacher, the student alone (``baseline``) and the best method,
+  chosen among the methods that have every seed of the study.
 """
 import argparse
 import json
@@ -80,8 +82,8 @@ def method_order(runs: Sequence[dict]) -> List[str]:
 
 
 def summarize_metric(runs: Sequence[dict]) -> Dict[str, dict]:
-    """Per method: ``values`` (sorted by seed), ``seeds``, ``mean`` and ``std`` (sample std, ddof=1; 0.0 for a
-    single seed), over the runs' final ``metric``."""
+    """Per method: ``values`` (sorted by seed), ``seeds``, ``mean`` and ``std`` (sample std, ddof=1; None for a
+    single seed: no error bar), over the runs' final ``metric``."""
     groups = defaultdict(list)
     for run in runs:
         groups[run['method']].append((run['seed'], float(run['metric'])))
@@ -90,7 +92,7 @@ def summarize_metric(runs: Sequence[dict]) -> Dict[str, dict]:
         pairs = sorted(groups[method])
         values = [v for _, v in pairs]
         out[method] = dict(seeds=[s for s, _ in pairs], values=values, mean=statistics.fmean(values),
-                           std=statistics.stdev(values) if len(values) > 1 else 0.0)
+                           std=statistics.stdev(values) if len(values) > 1 else None)
     return out
 
 
@@ -134,8 +136,10 @@ def per_class_ap(runs: Sequence[dict]) -> Dict[str, Dict[str, float]]:
 
 
 def best_method(summary: Dict[str, dict], exclude: Sequence[str] = (TEACHER, STUDENT_ALONE)) -> Optional[str]:
-    """The method with the highest mean metric, among those not excluded."""
-    candidates = [m for m in summary if m not in exclude]
+    """The method with the highest mean metric among those not excluded that have every seed of the study (the
+    seeds of any non-teacher method): a mean over fewer seeds is not comparable."""
+    all_seeds = set().union(*(summary[m]['seeds'] for m in summary if m != TEACHER)) if summary else set()
+    candidates = [m for m in summary if m not in exclude and set(summary[m]['seeds']) >= all_seeds]
     return max(candidates, key=lambda m: summary[m]['mean']) if candidates else None
 
 
@@ -145,22 +149,31 @@ def _colours(methods: Sequence[str]) -> Dict[str, tuple]:
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
 
 
-def plot_metric(summary: Dict[str, dict], metric_name: str, title: str, path: str) -> str:
+def metric_figure(summary: Dict[str, dict], metric_name: str, title: str):
+    """The figure of :func:`plot_metric`: a bar at each method's mean, an error bar of ± its sample std only
+    where it has two seeds or more, its seeds as dots."""
     methods = list(summary)
     colours = _colours(methods)
     fig, ax = plt.subplots(figsize=(1.2 * len(methods) + 2, 4))
     for x, m in enumerate(methods):
         s = summary[m]
         ax.bar(x, s['mean'], color=colours[m], alpha=0.35, width=0.6)
-        ax.errorbar(x, s['mean'], yerr=s['std'], fmt='o', color=colours[m], capsize=6, markersize=6)
+        if s['std'] is not None and len(s['values']) > 1:
+            ax.errorbar(x, s['mean'], yerr=s['std'], fmt='o', color=colours[m], capsize=6, markersize=6)
+        else:  # one seed: no spread to show
+            ax.plot(x, s['mean'], 'o', color=colours[m], markersize=6)
         n = len(s['values'])
         ax.scatter([x + 0.25 * (i - (n - 1) / 2) / max(1, n - 1) for i in range(n)], s['values'], color='k', s=12,
                    zorder=3)
     ax.set_xticks(range(len(methods)), [f'{m}\n(n={len(summary[m]["values"])})' for m in methods])
     ax.set_ylabel(metric_name)
-    ax.set_title(f'{title}: mean ± sample std over seeds, dots = seeds')
+    ax.set_title(f'{title}: mean ± sample std over seeds (n >= 2), dots = seeds')
     ax.grid(axis='y', alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def plot_metric(summary: Dict[str, dict], metric_name: str, title: str, path: str) -> str:
+    return _save(metric_figure(summary, metric_name, title), path)
 
 
 def draw_curves(ax, series: Sequence[Tuple[str, Sequence[dict], str, dict]]) -> list:

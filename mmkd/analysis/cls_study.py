@@ -1,0 +1,245 @@
+"""The CPU classification study: a resnet20 teacher, then resnet8 students (baseline, KD, KD++, NC, iCD) over
+several seeds on the synthetic 32x32 shapes set (10 classes), summarised as mean ± std of the final top-1 and the
+paired Δ against the baseline. The command line is ``tools/analysis/cls_study.py``.
+
+    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp nc icd] \\
+        [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-test 5000] [--epochs E] [--teacher-epochs E] \\
+        [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] [--dry-run]
+
+The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into ``--teacher-dir``
+(default ``<work-dir>/teacher``), each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
+subprocess (log: ``<run>/train.log``) through :class:`mmkd.analysis.study.StudyRunner`. A run whose final
+checkpoint and record (``<run>/study_run.json``: top-1, wall time, the command) match the present arguments is
+skipped, so an interrupted study resumes where it stopped; a failed run is listed with its log, the others go on
+and the command exits 1 at the end. The configs are
+``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. The results (``--out``
+markdown, the same name with ``.json``, and ``results.jsonl`` next to it for ``plot_study.py``) include the wall
+time of every run.
+
+``--variant NAME METHOD KEY=VALUE ...`` (repeatable) adds a row NAME: METHOD's config with those
+``--cfg-options`` (trained into ``<work-dir>/<NAME>_seed<S>``), e.g. a loss-weight sweep::
+
+    python tools/analysis/cls_study.py --methods baseline nc \\
+        --variant nc_w0.1 nc model.distiller.distill_losses.loss_nc.loss_weight=0.1
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import sys
+from typing import Dict, Mapping, Optional
+
+from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, paired_delta, relpath,
+                    seed_summary)
+
+CONFIG_DIR = 'configs/cls/synthetic'
+TEACHER = 'res20_teacher_synthetic.py'
+METHODS = dict(baseline='res8_baseline_synthetic.py', kd='kd_res20_res8_synthetic.py',
+               kdpp='kdpp_res20_res8_synthetic.py', nc='nc_res20_res8_synthetic.py',
+               icd='icd_res20_res8_synthetic.py')
+METRIC = 'accuracy/top1'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--work-dir', default='work_dirs/cls_study')
+    parser.add_argument('--data-root', help='synthetic data folder (default: <work-dir>/data)')
+    parser.add_argument('--teacher-dir', help='the teacher\'s work dir (default: <work-dir>/teacher); a teacher '
+                        'that an earlier study trained there on the same data and epochs is reused')
+    parser.add_argument('--num-train', type=int, default=10000, help='training images')
+    parser.add_argument('--num-test', type=int, default=5000, help='test images')
+    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
+    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
+    parser.add_argument('--jobs', type=int, default=1, help='runs side by side')
+    parser.add_argument('--out', help='results markdown (default: <work-dir>/results.md)')
+    parser.add_argument('--variant', nargs='+', action='append', default=[], metavar='NAME METHOD KEY=VALUE',
+                        help='an extra row NAME: METHOD\'s config with these --cfg-options (repeatable)')
+    parser.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True '
+                        '(on a CPU, a fixed --threads is what makes reruns bit-identical)')
+    parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
+    args = parser.parse_args(argv)
+    args.rows = {m: (METHODS[m], []) for m in args.methods}  # row name -> (config, extra --cfg-options)
+    for name, *rest in args.variant:
+        if len(rest) < 2 or rest[0] not in METHODS or any('=' not in opt for opt in rest[1:]):
+            parser.error(f'--variant {name} {" ".join(rest)}: expected NAME METHOD KEY=VALUE [KEY=VALUE ...] with '
+                         f'METHOD in {list(METHODS)}')
+        if name in args.rows or name == 'teacher':
+            parser.error(f'--variant {name}: the name is taken; choose another')
+        args.rows[name] = (METHODS[rest[0]], rest[1:])
+    for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads', 'jobs'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds lists a seed twice: {args.seeds}')
+    args.work_dir = osp.abspath(args.work_dir)
+    args.data_root = osp.abspath(args.data_root or osp.join(args.work_dir, 'data'))
+    args.teacher_dir = osp.abspath(args.teacher_dir or osp.join(args.work_dir, 'teacher'))
+    args.out = osp.abspath(args.out or osp.join(args.work_dir, 'results.md'))
+    return args
+
+
+def max_epochs(config: str, override) -> int:
+    from mmengine.config import Config
+    return override or Config.fromfile(osp.join(REPO, config)).train_cfg.max_epochs
+
+
+def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None, extra=()) -> list:
+    """``tools/train.py`` with the data root, seed, (optional) epochs and teacher checkpoint overridden, then
+    the ``extra`` options."""
+    opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                          'test_dataloader')]
+    opts.append(f'randomness.seed={seed}')
+    if args.deterministic:
+        opts.append('randomness.deterministic=True')
+    if epochs is not None:  # the configs' schedule: cosine over max_epochs, validated and saved at the end
+        opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'train_cfg.val_interval',
+                                               'param_scheduler.T_max', 'param_scheduler.end',
+                                               'default_hooks.checkpoint.interval')]
+    if teacher_ckpt:
+        opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+    opts += list(extra)
+    return [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
+
+
+def final_top1(work_dir: str, epochs: int) -> Optional[float]:
+    """Top-1 of the validation after the last epoch, from the newest run's mmengine ``scalars.json``."""
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
+        with open(path) as f:
+            vals = [r for r in map(json.loads, f) if METRIC in r and r.get('step') == epochs]
+        if vals:
+            return vals[-1][METRIC]
+    return None
+
+
+def collect(work_dir: str, epochs: int) -> Optional[dict]:
+    """The final top-1 of a finished run (its last checkpoint there), else ``None``."""
+    top1 = final_top1(work_dir, epochs)
+    if top1 is None or not osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
+        return None
+    return dict(metric_name=METRIC, metric=top1, top1=top1)
+
+
+def summarise(top1: Mapping[str, Mapping[int, float]], seeds, baseline: Optional[str] = 'baseline') -> dict:
+    """Per row: its seeds' ``n``, ``mean``, sample ``std`` (ddof=1; None for one seed), the seeds ``missing``
+    and the paired Δ against ``baseline`` over the seeds both have (``delta``, its standard error ``delta_se``
+    and ``delta_n``; None where there is no baseline)."""
+    out = {}
+    for method, values in top1.items():
+        stats = seed_summary(values, seeds)
+        d = paired_delta(values, top1[baseline], seeds) if baseline in top1 else None
+        out[method] = dict(stats, delta=d and d['mean'], delta_se=d and d['se'], delta_n=d and d['n'],
+                           delta_text=format_delta(d, '.2f') if d else '')
+    return out
+
+
+def fmt(x, spec='.2f', signed=False) -> str:
+    return format_value(x, spec, signed)
+
+
+def write_results(results: dict, out: str) -> str:
+    t, seeds = results['teacher'], results['seeds']
+    lines = [f'# Classification study: {results["setup"]}', '',
+             f'Final top-1 (%) on the {results["data"]["num_test"]} test images, after the last epoch.', '',
+             '| method | config | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std '
+             '| Δ vs baseline (paired) | wall (s/run) |', '|' + '---|' * (len(seeds) + 6),
+             f'| teacher (seed {t["seed"]}) | {t["config"]} | {fmt(t["top1"]) if t["top1"] is not None else "FAILED"} |'
+             + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | {fmt(t["wall_s"], ".0f")} |']
+    failed = {(f['method'], f['seed']) for f in results['failures']}
+    for method, r in results['methods'].items():
+        walls = [w for w in r['wall_s'] if w is not None]
+        cells = [fmt(v) if v is not None else 'FAILED' if (method, s) in failed else 'missing'
+                 for s, v in zip(seeds, r['top1'])]
+        std = f' ± {fmt(r["std"])}' if r['std'] is not None else ''
+        lines.append(f'| {method} | {r["config"]} | ' + ' | '.join(cells) + f' | {r["n"]} | {fmt(r["mean"])}{std} | '
+                     f'{r["delta_text"]} | {fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
+    lines += ['', 'std: sample standard deviation over seeds (ddof=1). Δ (paired): mean over the seeds both rows '
+              'have of (row - baseline) at the same seed ± its standard error (sample std / sqrt(n)), n seeds.']
+    if results['failures']:
+        lines += ['', f'Failed runs ({len(results["failures"])}):', '']
+        lines += [f'- {f["method"]} seed {f["seed"]}: {f["error"]} (log: {relpath(f["log"])})'
+                  for f in results['failures']]
+    lines += ['', f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '']
+    text = '\n'.join(lines)
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    with open(out, 'w') as f:
+        f.write(text)
+    with open(osp.splitext(out)[0] + '.json', 'w') as f:
+        json.dump(results, f, indent=2)
+    return text
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    data = dict(num_train=args.num_train, num_test=args.num_test)
+    t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', args.teacher_dir
+    t_epochs = max_epochs(t_cfg, args.teacher_epochs)
+    t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs)
+    t_key = dict(cmd=t_cmd[1:], data=data)
+    t_ckpt = osp.join(t_dir, f'epoch_{t_epochs}.pth')
+    info = dict(study='cls')
+    jobs = [Job('teacher', 0, t_cmd, t_dir, t_key, collect=lambda wd, e=t_epochs: collect(wd, e),
+                info=dict(info, config=TEACHER))]
+    epochs = {m: max_epochs(f'{CONFIG_DIR}/{cfg}', args.epochs) for m, (cfg, _) in args.rows.items()}
+    for method, (config, extra) in args.rows.items():
+        student_only = config == METHODS['baseline']
+        for seed in args.seeds:
+            work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
+            cmd = train_command(f'{CONFIG_DIR}/{config}', work_dir, seed, args, args.epochs,
+                                None if student_only else t_ckpt, extra)
+            key = dict(cmd=cmd[1:], data=data, **({} if student_only else dict(teacher=t_key)))
+            jobs.append(Job(method, seed, cmd, work_dir, key, collect=lambda wd, e=epochs[method]: collect(wd, e),
+                            needs=None if student_only else ('teacher', 0), info=dict(info, config=config)))
+    results_file = osp.join(osp.dirname(args.out), 'results.jsonl')
+    if not args.dry_run:
+        from mmkd.datasets.synthetic import generate_cifar_like
+        generate_cifar_like(args.data_root, seed=0, num_classes=10, num_workers=args.threads, **data)
+        os.makedirs(osp.dirname(args.out), exist_ok=True)
+    runner = StudyRunner(jobs=args.jobs, threads=args.threads, dry_run=args.dry_run,
+                         results_file=None if args.dry_run else results_file)
+    runs, failures = runner.run(jobs)
+    if args.dry_run:
+        return {}
+    with open(results_file, 'w') as f:  # each run once, in order
+        for job in jobs:
+            if job.id in runs:
+                f.write(json.dumps(runs[job.id]) + '\n')
+    top1: Dict[str, Dict[int, float]] = {m: {s: runs[m, s]['top1'] for s in args.seeds if (m, s) in runs}
+                                         for m in args.rows}
+    stats = summarise(top1, args.seeds)
+    teacher = runs.get(('teacher', 0), {})
+    import torch
+    results = dict(
+        setup=f'resnet20 teacher (epochs: {t_epochs}) -> resnet8 students '
+              f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic 32x32 shapes '
+              f'(10 classes, {args.num_train} training images)',
+        data=dict(root=args.data_root, **data), seeds=args.seeds,
+        teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'),
+                     wall_s=teacher.get('seconds')),
+        methods={m: dict(config=' '.join([cfg, *extra]), epochs=epochs[m],
+                         top1=[top1[m].get(s) for s in args.seeds],
+                         wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in args.seeds], **stats[m])
+                 for m, (cfg, extra) in args.rows.items()},
+        failures=failures,
+        command=shlex.join([osp.relpath(sys.executable, REPO), 'tools/analysis/cls_study.py',
+                            *(sys.argv[1:] if argv is None else argv)]),
+        machine=f'{platform.platform()}, {cpu_name()}, {os.cpu_count()} CPUs, {args.jobs} run(s) side by side x '
+                f'{args.threads} torch threads per run, torch {torch.__version__}, '
+                f'python {platform.python_version()}')
+    print(write_results(results, args.out))
+    return results
+
+
+def cli(argv=None) -> dict:
+    """:func:`main`, then exit status 1 if a run failed (after the results are written)."""
+    results = main(argv)
+    if results and results['failures']:
+        print(f'{len(results["failures"])} run(s) failed: see the table above and their logs.', file=sys.stderr)
+        sys.exit(1)
+    return results

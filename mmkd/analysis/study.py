@@ -1,0 +1,305 @@
+"""What mmkd's studies share (the detection study ``det_study``, the classification study ``cls_study``).
+
+* :class:`StudyRunner` runs :class:`Job` s, each a ``tools/train.py`` subprocess (log: ``<run>/train.log``),
+  several side by side, a job after the job it needs (a student after its teacher). A run whose record
+  (``<run>/study_run.json``) holds the same key and whose results are still there is not trained again, so an
+  interrupted study resumes. A run that fails is listed (row, seed, log) and the others go on; the jobs that need
+  it fail with it, without training.
+* :func:`paired_delta`: the paired difference of a row and its reference over the seeds both have, with its
+  standard error; :func:`seed_summary`: a row's mean and standard deviation over its seeds, with the seeds missing.
+"""
+import json
+import math
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RECORD = 'study_run.json'
+LOCK = '.training'
+
+__all__ = ['REPO', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'format_delta', 'format_value',
+           'machine', 'cpu_name']
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def paired_delta(values: Mapping[int, float], reference: Mapping[int, float],
+                 seeds: Optional[Sequence[int]] = None) -> dict:
+    """The paired difference ``row - reference`` over seeds.
+
+    ``d_s = values[s] - reference[s]`` for every seed ``s`` of ``seeds`` (default: the seeds of either) that both
+    have; ``mean = sum(d_s) / n`` and the standard error ``se = sd(d) / sqrt(n)`` with the sample standard
+    deviation (``n - 1`` in the denominator), ``None`` for ``n < 2`` (and ``mean`` ``None`` for ``n = 0``).
+
+    Returns:
+        dict(n, mean, se, diffs={seed: d_s}, missing=[the seeds of ``seeds`` one of the two lacks]).
+    """
+    seeds = sorted(set(values) | set(reference)) if seeds is None else list(seeds)
+    diffs = {s: float(values[s]) - float(reference[s]) for s in seeds if s in values and s in reference}
+    n = len(diffs)
+    return dict(n=n, mean=statistics.fmean(diffs.values()) if n else None,
+                se=statistics.stdev(diffs.values()) / math.sqrt(n) if n > 1 else None,
+                diffs=diffs, missing=[s for s in seeds if s not in diffs])
+
+
+def seed_summary(values: Mapping[int, float], seeds: Optional[Sequence[int]] = None) -> dict:
+    """A row's ``n``, ``mean`` and sample standard deviation ``std`` (``n - 1``; ``None`` for ``n < 2``) over the
+    seeds of ``seeds`` (default: its own) it has, and the ``missing`` ones."""
+    seeds = sorted(values) if seeds is None else list(seeds)
+    have = [float(values[s]) for s in seeds if s in values]
+    return dict(n=len(have), mean=statistics.fmean(have) if have else None,
+                std=statistics.stdev(have) if len(have) > 1 else None, missing=[s for s in seeds if s not in values])
+
+
+def format_value(x: Optional[float], spec: str = '.3f', signed: bool = False) -> str:
+    return 'n/a' if x is None else format(x, ('+' if signed else '') + spec)
+
+
+def format_delta(delta: Optional[dict], spec: str = '.3f') -> str:
+    """``+0.025 ± 0.004 (n=3)``; ``+0.025 (n=1)`` (no standard error from one seed); the seeds one side lacks
+    are named (``seed 2 missing``); ``''`` for no reference."""
+    if delta is None:
+        return ''
+    missing = f', seed{"s" if len(delta["missing"]) > 1 else ""} {", ".join(map(str, delta["missing"]))} missing' \
+        if delta['missing'] else ''
+    if not delta['n']:
+        return f'n/a (n=0{missing})'
+    se = f' ± {format(delta["se"], spec)}' if delta['se'] is not None else ''
+    return f'{format(delta["mean"], "+" + spec)}{se} (n={delta["n"]}{missing})'
+
+
+# ------------------------------------------------------------------------------------------------ runs
+@dataclass
+class Job:
+    """One training run of a study.
+
+    Args:
+        method: the row's name; seed: its seed.
+        cmd: the command (``[python, 'tools/train.py', config, ...]``), run from the repository root.
+        work_dir: the run's folder (``train.log``, the record, mmengine's outputs).
+        key: what a finished run's record must hold to be reused (JSON-able: the command, the data, the key of
+            the run it needs...).
+        collect: ``collect(work_dir)`` -> the finished run's results (a dict merged into its record, e.g.
+            ``metric``) or ``None`` if the run is not (or no longer) complete there.
+        needs: ``(method, seed)`` of the job that must succeed before this one trains (its teacher).
+        info: more fields of the record (``study``, ``label``, ``config``...).
+    """
+    method: str
+    seed: int
+    cmd: List[str]
+    work_dir: str
+    key: Any
+    collect: Callable[[str], Optional[dict]]
+    needs: Optional[Tuple[str, int]] = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> Tuple[str, int]:
+        return self.method, self.seed
+
+    @property
+    def log(self) -> str:
+        return osp.join(self.work_dir, 'train.log')
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), for comparing keys."""
+    return json.loads(json.dumps(obj))
+
+
+def relpath(path: str) -> str:
+    """``path`` relative to the repository when inside it."""
+    rel = osp.relpath(path, REPO)
+    return path if rel.startswith('..') else rel
+
+
+class StudyRunner:
+    """Runs a study's jobs, ``jobs`` at a time with ``threads`` torch threads each.
+
+    :meth:`run` returns ``(records, failures)``: the record of every finished run by ``(method, seed)`` and one
+    ``dict(method, seed, log, error)`` per failed run, in the order of the jobs. With ``dry_run`` the commands are
+    printed, with ``report`` nothing trains (finished runs are read, the others said to be unfinished);
+    ``force`` retrains finished runs. Each new record is appended to ``results_file`` as its run ends.
+    """
+
+    def __init__(self, jobs: int = 1, threads: int = 1, force: bool = False, dry_run: bool = False,
+                 report: bool = False, results_file: Optional[str] = None, lock_wait_s: float = 30.) -> None:
+        self.jobs, self.threads, self.force, self.dry_run, self.report = jobs, threads, force, dry_run, report
+        self.results_file, self.lock_wait_s = results_file, lock_wait_s
+        self._print_lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        with self._print_lock:
+            print(text if self.dry_run else f'[{time.strftime("%H:%M:%S")}] {text}', flush=True)
+
+    def env(self) -> dict:
+        n = str(self.threads)
+        return dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, PYTHONUNBUFFERED='1')
+
+    # ---------------------------------------------------------------------------------------------- scheduling
+    def run(self, jobs: Sequence[Job]) -> Tuple[Dict[Tuple[str, int], dict], List[dict]]:
+        ids = [job.id for job in jobs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f'two jobs share a (method, seed): {ids}')
+        for job in jobs:
+            if job.needs is not None and job.needs not in ids:
+                raise ValueError(f'{job.method} seed {job.seed} needs {job.needs}, which is not among the jobs')
+        pending = list(enumerate(jobs, 1))
+        outcome: Dict[Tuple[str, int], Any] = {}
+        cond = threading.Condition()
+
+        def take():
+            with cond:
+                while pending:
+                    # the first job whose prerequisite has ended (so the jobs that need none run alongside it)
+                    for i, (_, job) in enumerate(pending):
+                        if job.needs is None or job.needs in outcome:
+                            return pending.pop(i)
+                    cond.wait()
+                return None
+
+        def work():
+            while (item := take()) is not None:
+                number, job = item
+                progress = f'[{number}/{len(jobs)}] {job.method} seed {job.seed}'
+                try:
+                    result = self._run_one(job, outcome.get(job.needs) if job.needs else None, progress)
+                except Exception as e:  # noqa: BLE001  (one run's fault is listed, the others go on)
+                    result = self._failure(job, f'{type(e).__name__}: {e}', progress)
+                with cond:
+                    outcome[job.id] = result
+                    cond.notify_all()
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(self.jobs, len(jobs))))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        records = {i: r for i, r in ((job.id, outcome.get(job.id)) for job in jobs) if r and 'error' not in r}
+        failures = [outcome[job.id] for job in jobs if outcome.get(job.id) and 'error' in outcome[job.id]]
+        return records, failures
+
+    # ---------------------------------------------------------------------------------------------- one run
+    def finished(self, job: Job) -> Optional[dict]:
+        """The record of ``job`` if its run finished with the same key and its results are still there."""
+        path = osp.join(job.work_dir, RECORD)
+        if not osp.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if record.get('key') != _plain(job.key):
+            return None
+        results = job.collect(job.work_dir)
+        return None if results is None else dict(record, **results)  # as read now
+
+    def _failure(self, job: Job, error: str, progress: str) -> dict:
+        self.say(f'{progress}: FAILED: {error}')
+        return dict(method=job.method, seed=job.seed, log=job.log, error=error)
+
+    def _run_one(self, job: Job, prerequisite: Optional[dict], progress: str) -> Optional[dict]:
+        locked = not (self.dry_run or self.report)
+        if locked:
+            self._take_lock(job, progress)
+        try:
+            record = None if self.force else self.finished(job)
+            if record is not None:
+                self.say(f'{progress}: done before ({record.get("metric_name", "metric")} '
+                         f'{format_value(record.get("metric"))})')
+                return record
+            if self.dry_run:
+                self.say(f'{progress}: {shlex.join(job.cmd[1:])}')
+                return None
+            if self.report:
+                self.say(f'{progress}: not finished')
+                return None
+            if job.needs is not None and (prerequisite is None or 'error' in prerequisite):
+                return self._failure(job, f'not trained: {job.needs[0]} seed {job.needs[1]}, which it needs, failed',
+                                     progress)
+            return self._train(job, progress)
+        finally:
+            if locked:
+                self._release_lock(job)
+
+    def _train(self, job: Job, progress: str) -> dict:
+        os.makedirs(job.work_dir, exist_ok=True)
+        stale = osp.join(job.work_dir, RECORD)
+        if osp.isfile(stale):
+            os.remove(stale)  # a record of another key, or of a run whose results are gone
+        self.say(f'{progress}: training (log: {relpath(job.log)})')
+        start = time.perf_counter()
+        with open(job.log, 'w') as log:
+            rc = subprocess.run(job.cmd, cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - start
+        results = job.collect(job.work_dir) if rc == 0 else None
+        if rc or results is None:
+            with open(job.log, errors='replace') as f:
+                tail = ''.join(f.readlines()[-15:])
+            why = f'exit code {rc}' if rc else 'it exited 0 but its results are not in its work dir'
+            self.say(f'{progress}: the end of {relpath(job.log)}:\n{tail}')
+            return self._failure(job, f'{why}; see {job.log}', progress)
+        record = dict(job.info, method=job.method, seed=job.seed, **results, seconds=round(seconds, 1),
+                      key=_plain(job.key), command=shlex.join(['python', *job.cmd[1:]]))
+        with open(osp.join(job.work_dir, RECORD), 'w') as f:
+            json.dump(record, f, indent=1)
+        if self.results_file:
+            with self._print_lock:
+                with open(self.results_file, 'a') as f:
+                    f.write(json.dumps(record) + '\n')
+        self.say(f'{progress}: {record.get("metric_name", "metric")} {format_value(record.get("metric"))} '
+                 f'in {seconds:.0f} s')
+        return record
+
+    def _take_lock(self, job: Job, progress: str) -> None:
+        """Wait while another live process trains in ``job.work_dir`` (its pid in ``<work_dir>/.training``), e.g.
+        a second study sharing the teacher; a stale lock is taken over."""
+        os.makedirs(job.work_dir, exist_ok=True)
+        lock = osp.join(job.work_dir, LOCK)
+        while True:
+            try:
+                with open(lock) as f:
+                    pid = int(f.read().strip() or 0)
+                if pid == os.getpid():
+                    break
+                os.kill(pid, 0)  # raises if no such process
+            except (OSError, ValueError):
+                break
+            self.say(f'{progress}: another study (pid {pid}) trains in {relpath(job.work_dir)}; waiting')
+            time.sleep(self.lock_wait_s)
+        with open(lock, 'w') as f:
+            f.write(str(os.getpid()))
+
+    @staticmethod
+    def _release_lock(job: Job) -> None:
+        lock = osp.join(job.work_dir, LOCK)
+        try:
+            with open(lock) as f:
+                mine = f.read().strip() == str(os.getpid())
+            if mine:
+                os.remove(lock)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------------ machine
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine(jobs: int, threads: int) -> str:
+    import torch
+    return (f'{cpu_name()}, {os.cpu_count()} CPUs, {jobs} run(s) side by side x {threads} torch thread(s), '
+            f'torch {torch.__version__}, python {platform.python_version()}, {time.strftime("%Y-%m-%d")}')

@@ -1,0 +1,102 @@
+"""mmkd.analysis.study: the paired statistics of the study tables and the runner (failures, prerequisites, resume),
+the runner with stand-in jobs (a few lines of Python instead of a training run)."""
+import json
+import math
+import os.path as osp
+import sys
+
+import pytest
+
+from mmkd.analysis.study import Job, StudyRunner, format_delta, paired_delta, seed_summary
+
+
+def test_paired_delta_by_hand():
+    row, ref = {0: 0.30, 1: 0.35, 2: 0.32}, {0: 0.25, 1: 0.30, 2: 0.30}
+    d = paired_delta(row, ref, [0, 1, 2])
+    # differences 0.05, 0.05, 0.02: mean 0.04; deviations 0.01, 0.01, -0.02 -> sample variance 6e-4 / 2 = 3e-4,
+    # sd 0.017320508, se = sd / sqrt(3) = 0.01
+    assert d['n'] == 3 and d['missing'] == []
+    assert d['diffs'] == pytest.approx({0: 0.05, 1: 0.05, 2: 0.02})
+    assert d['mean'] == pytest.approx(0.04) and d['se'] == pytest.approx(0.01)
+    assert format_delta(d) == '+0.040 ± 0.010 (n=3)'
+    # pairing matters: the unpaired difference of means is the same, but the spread of the rows is not the SE's
+    assert d['se'] < math.sqrt(seed_summary(row)['std'] ** 2 / 3 + seed_summary(ref)['std'] ** 2 / 3)
+
+
+def test_paired_delta_lists_missing_seeds_and_has_no_se_from_one_seed():
+    # seed 2 missing from the row: the Δ is over seeds 0 and 1 only, never over the reference's seed 2
+    d = paired_delta({0: 0.40, 1: 0.50}, {0: 0.30, 1: 0.30, 2: 0.90}, [0, 1, 2])
+    assert d['n'] == 2 and d['missing'] == [2]
+    assert d['mean'] == pytest.approx(0.15)  # (0.10 + 0.20) / 2
+    assert d['se'] == pytest.approx(0.05)  # sd of (0.10, 0.20) = 0.0707107, / sqrt(2)
+    assert format_delta(d) == '+0.150 ± 0.050 (n=2, seed 2 missing)'
+    one = paired_delta({1: 0.2}, {0: 0.1, 1: 0.25, 2: 0.3}, [0, 1, 2])
+    assert one['n'] == 1 and one['se'] is None and one['mean'] == pytest.approx(-0.05) and one['missing'] == [0, 2]
+    assert format_delta(one) == '-0.050 (n=1, seeds 0, 2 missing)'
+    none = paired_delta({0: 0.2}, {1: 0.1}, [0, 1])
+    assert none['n'] == 0 and none['mean'] is None and none['se'] is None and format_delta(none).startswith('n/a')
+    assert format_delta(None) == ''
+
+
+def test_seed_summary():
+    s = seed_summary({0: 1.0, 2: 3.0}, [0, 1, 2])
+    assert s == dict(n=2, mean=2.0, std=pytest.approx(math.sqrt(2)), missing=[1])
+    assert seed_summary({5: 1.5}) == dict(n=1, mean=1.5, std=None, missing=[])
+
+
+def _job(tmp_path, method, seed, code, needs=None, key='k'):
+    """A stand-in run: appends to <work_dir>/calls, runs ``code`` and writes <work_dir>/result.json."""
+    work_dir = str(tmp_path / method / f'seed{seed}')
+    script = '; '.join(['import json, os, sys', f'wd = {work_dir!r}', 'os.makedirs(wd, exist_ok=True)',
+                        "open(os.path.join(wd, 'calls'), 'a').write('x')", code,
+                        f"json.dump(dict(metric=0.5 + {seed} / 10), open(os.path.join(wd, 'result.json'), 'w'))"])
+
+    def collect(wd):
+        path = osp.join(wd, 'result.json')
+        return dict(metric_name='m', **json.load(open(path))) if osp.isfile(path) else None
+
+    return Job(method, seed, [sys.executable, '-c', script], work_dir, dict(key=key), collect, needs=needs,
+               info=dict(study='test'))
+
+
+def _calls(tmp_path, method, seed):
+    path = tmp_path / method / f'seed{seed}' / 'calls'
+    return len(path.read_text()) if path.exists() else 0
+
+
+def test_runner_lists_a_failure_and_finishes_the_other_runs(tmp_path, capsys):
+    teacher_out = tmp_path / 'teacher' / 'seed0' / 'result.json'
+    jobs = [_job(tmp_path, 'teacher', 0, 'pass'),
+            _job(tmp_path, 'baseline', 0, 'sys.exit(3)'),  # fails
+            _job(tmp_path, 'baseline', 1, 'pass'),
+            _job(tmp_path, 'kd', 0, f'assert os.path.isfile({str(teacher_out)!r})', needs=('teacher', 0)),
+            _job(tmp_path, 'nd', 0, 'pass', needs=('baseline', 0))]  # needs the failed run: not trained
+    records, failures = StudyRunner(jobs=2, results_file=str(tmp_path / 'results.jsonl')).run(jobs)
+    assert sorted(records) == [('baseline', 1), ('kd', 0), ('teacher', 0)]
+    assert records['kd', 0]['metric'] == 0.5 and records['baseline', 1]['metric'] == pytest.approx(0.6)
+    assert [(f['method'], f['seed']) for f in failures] == [('baseline', 0), ('nd', 0)]
+    assert 'exit code 3' in failures[0]['error'] and failures[0]['log'] == jobs[1].log
+    assert 'baseline seed 0' in failures[1]['error'] and _calls(tmp_path, 'nd', 0) == 0
+    lines = [json.loads(x) for x in (tmp_path / 'results.jsonl').read_text().splitlines()]
+    assert sorted((r['method'], r['seed']) for r in lines) == sorted(records)
+    assert 'FAILED' in capsys.readouterr().out
+
+    # again: the finished runs are reused, the failed ones tried again; a changed key retrains
+    jobs[3] = _job(tmp_path, 'kd', 0, 'pass', needs=('teacher', 0), key='other')
+    records, failures = StudyRunner(jobs=2).run(jobs)
+    assert _calls(tmp_path, 'teacher', 0) == 1 and _calls(tmp_path, 'baseline', 1) == 1
+    assert _calls(tmp_path, 'baseline', 0) == 2 and _calls(tmp_path, 'kd', 0) == 2
+    assert len(failures) == 2 and records['kd', 0]['key'] == dict(key='other')
+
+
+def test_runner_report_and_dry_run_train_nothing(tmp_path, capsys):
+    jobs = [_job(tmp_path, 'teacher', 0, 'pass'), _job(tmp_path, 'kd', 0, 'pass', needs=('teacher', 0))]
+    records, failures = StudyRunner(report=True).run(jobs)
+    assert records == {} and failures == [] and _calls(tmp_path, 'teacher', 0) == 0
+    assert capsys.readouterr().out.count('not finished') == 2
+    StudyRunner(dry_run=True).run(jobs)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith('[1/2] teacher seed 0: -c ') and out[1].startswith('[2/2] kd seed 0: -c ')
+    assert not (tmp_path / 'teacher').exists()
+    with pytest.raises(ValueError, match='not among the jobs'):
+        StudyRunner().run([_job(tmp_path, 'kd', 0, 'pass', needs=('teacher', 0))])
