@@ -80,3 +80,18 @@ def test_prepare_downloads_py312_wheels_of_what_the_gpu_image_lacks():
     assert {'mmengine==0.10.7', 'mmdet==3.3.0', 'mmrazor==1.0.0', 'pycocotools', 'shapely', 'addict', 'yapf',
             'platformdirs', 'termcolor', 'terminaltables', 'ordered-set', 'setuptools\\>=77\\,\\<81'} == packages
     assert sdist.rstrip().endswith('-d wh mmcv==2.1.0')
+
+
+def test_prepare_mmcv_wheel_builds_it_for_the_gpu_images_torch_in_a_build_venv():
+    """Issue 18: compiling mmcv's CUDA ops on the GPU machine would spend its minutes; prepare --mmcv-wheel builds
+    the wheel here with install.sh (MMCV_WHEEL_DIR) for the image's Python, torch and architectures."""
+    proc = _run('prepare', '--dry-run', '--python', 'py312', '--wheelhouse', 'wh', '--mmcv-wheel', '--torch', '2.11.0',
+                TORCH_CUDA_ARCH_LIST='9.0')
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('+ ')]
+    assert lines[-2] == '+ py312 -m venv wh-build-venv  (if missing)'
+    assert lines[-1].rstrip() == ('+ env VENV=wh-build-venv TORCH_VERSION=2.11.0 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 '
+                                  'MMCV_WHEEL_DIR=wh PIP_FIND_LINKS=wh CUDA_DRIVER_CHECK=0 bash tools/misc/install.sh')
+    # without the flag: the download only
+    plain = _run('prepare', '--dry-run', '--python', 'py312', '--wheelhouse', 'wh').stdout
+    assert 'install.sh' not in plain and ' pip download ' in plain

@@ -53,7 +53,7 @@ def test_install_dry_run(tmp_path):
     assert steps[0].startswith('py3 -m pip install --no-index --no-deps ' + wh)
     # mmcv's CUDA build and mmkd: install.sh, offline (pip sees only the wheelhouse, whose mmcv sdist it builds)
     assert steps[1] == (f'env VENV=\\<prefix\\ of\\ py3\\> PIP_NO_INDEX=1 PIP_FIND_LINKS={wh} FORCE_CUDA=1 '
-                        'TORCH_CUDA_ARCH_LIST=8.0 MAX_JOBS=3 bash tools/misc/install.sh ')
+                        f'MMCV_WHEEL_DIR={wh} TORCH_CUDA_ARCH_LIST=8.0 MAX_JOBS=3 bash tools/misc/install.sh ')
     assert steps[2].startswith('py3 -m pip check')
     assert 'get_compiling_cuda_version' in steps[-1] and 'mmcv._ext' in steps[-1]
 
@@ -61,3 +61,15 @@ def test_install_dry_run(tmp_path):
 def test_install_refuses_a_missing_wheelhouse(tmp_path):
     proc = _run('install', '--wheelhouse', str(tmp_path), '--python', 'py3')
     assert proc.returncode == 2 and 'mmcv-2.1.0.tar.gz not found: run the download step first' in proc.stderr
+
+
+def test_install_leaves_a_prebuilt_mmcv_wheel_to_install_sh(tmp_path):
+    """Issue 18: the wheelhouse may hold an mmcv CUDA wheel built elsewhere (gpu_check.sh prepare --mmcv-wheel);
+    install.sh installs it only if it was built for this machine's torch, CUDA and architectures, so the first
+    pip install must not take it blindly."""
+    for name in ('mmdet-3.3.0-py3-none-any.whl', 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl', 'yapf-0.43.0-py3-none-any.whl'):
+        (tmp_path / name).write_text('')
+    proc = _run('install', '--wheelhouse', str(tmp_path), '--python', 'py3', '--dry-run')
+    first = next(line for line in proc.stdout.splitlines() if line.startswith('+ py3 -m pip install'))
+    assert 'mmdet-3.3.0' in first and 'yapf-0.43.0' in first and 'mmcv-' not in first
+    assert f'MMCV_WHEEL_DIR={tmp_path} ' in proc.stdout

@@ -2,7 +2,7 @@
 # mmkd's GPU check: the one command to run on a GPU machine that has Python with a CUDA torch and nvcc, but no
 # network and none of mmkd's other requirements. Writes a few small files (<= 8) to one results folder.
 #
-#   tools/misc/gpu_check.sh prepare [--wheelhouse DIR] [--python PY3.12] [--dry-run]  # on a connected machine
+#   tools/misc/gpu_check.sh prepare [--wheelhouse DIR] [--python PY3.12] [--mmcv-wheel [--torch V]] [--dry-run]
 #   tools/misc/gpu_check.sh run [--out DIR] [--wheelhouse DIR] [--python PY] [--venv DIR] [--budget SECONDS]
 #                               [--steps env,install,tests,bench,demo] [--dry-run | --cpu]
 #
@@ -10,6 +10,10 @@
 #   wheels of what the GPU machine lacks (mmengine, mmdet, mmrazor, pycocotools, shapely, ... and setuptools < 81)
 #   and the mmcv 2.1.0 sdist, with tools/misc/offline_install_gpu.sh; packages the GPU image already has
 #   (numpy, opencv-python-headless, matplotlib, scipy, pytest, ...) are left out (GPU_IMAGE_HAS below).
+#   --mmcv-wheel: also builds there mmcv 2.1.0's CUDA ops as a wheel for the GPU image's Python and torch (--torch,
+#   default 2.11.0, the CUDA build from PyPI) and TORCH_CUDA_ARCH_LIST (default 9.0), in a build venv next to DIR
+#   (install.sh with MMCV_WHEEL_DIR=DIR; about 40 min on 2 cores). `run` then installs that wheel instead of
+#   compiling on the GPU machine's clock; a wheel recorded for another torch/CUDA/architecture is not used.
 # run, in order, each step timed and logged, a failed step not stopping the next ones:
 #   env      machine, GPU, torch, nvcc                                                  -> env.txt
 #   install  a venv at --venv (default /tmp/mmkd-gpu-venv) that extends PY's environment (its packages, torch
@@ -47,7 +51,7 @@ case ${1:-} in
     *) usage >&2; exit 2 ;;
 esac
 WHEELHOUSE=.wheelhouse/gpu-py312 PY='' VENV=/tmp/mmkd-gpu-venv OUT_DIR=${OUT:-gpu_check_results} BUDGET=540
-STEPS=env,install,tests,bench,demo MODE=gpu
+STEPS=env,install,tests,bench,demo MODE=gpu MMCV_WHEEL=0 GPU_TORCH=2.11.0
 while [ $# -gt 0 ]; do
     case $1 in
         --wheelhouse) WHEELHOUSE=${2:?}; shift 2 ;;
@@ -58,6 +62,8 @@ while [ $# -gt 0 ]; do
         --steps) STEPS=${2:?}; shift 2 ;;
         --dry-run) MODE=dry; shift ;;
         --cpu) MODE=cpu; shift ;;
+        --mmcv-wheel) MMCV_WHEEL=1; shift ;;
+        --torch) GPU_TORCH=${2:?}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -71,8 +77,26 @@ if [ "$CMD" = prepare ]; then
     excludes=()
     for name in "${GPU_IMAGE_HAS[@]}"; do excludes+=(--exclude "$name"); done
     [ "$MODE" = dry ] && excludes+=(--dry-run)
-    exec bash tools/misc/offline_install_gpu.sh download --wheelhouse "$WHEELHOUSE" \
-        --python "${PY:-$HOME/.pyenv/versions/3.12.1/bin/python}" --python-version 3.12 "${excludes[@]}"
+    PY=${PY:-$HOME/.pyenv/versions/3.12.1/bin/python}
+    bash tools/misc/offline_install_gpu.sh download --wheelhouse "$WHEELHOUSE" --python "$PY" --python-version 3.12 \
+        "${excludes[@]}"
+    [ "$MMCV_WHEEL" = 1 ] || exit 0
+    # the wheel: install.sh in a build venv of PY with the GPU image's torch (its CUDA build from PyPI), the sdist
+    # just downloaded, and no driver check (this machine needs none to compile)
+    BUILD_VENV=$WHEELHOUSE-build-venv
+    echo "+ $PY -m venv $BUILD_VENV  (if missing)"
+    [ "$MODE" = dry ] || [ -x "$BUILD_VENV/bin/python" ] || "$PY" -m venv "$BUILD_VENV"
+    wheelhouse=$(cd "$WHEELHOUSE" 2>/dev/null && pwd || echo "$WHEELHOUSE")
+    build=(env VENV="$BUILD_VENV" TORCH_VERSION="$GPU_TORCH" FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
+           MMCV_WHEEL_DIR="$wheelhouse" PIP_FIND_LINKS="$wheelhouse" CUDA_DRIVER_CHECK=0 bash tools/misc/install.sh)
+    echo "+ $(printf '%q ' "${build[@]}")"
+    [ "$MODE" = dry ] && exit 0
+    "${build[@]}"
+    echo "mmcv wheel: $(ls "$WHEELHOUSE"/mmcv-*.whl) for '$(cat "$WHEELHOUSE/mmcv-build.txt")'"
+    size=$(du -sm --exclude='*-build-venv' "$WHEELHOUSE" | cut -f1)
+    echo "wheelhouse: $size MiB (the device tool carries at most 64 MiB with the checkout)"
+    [ "$size" -le 60 ] || echo "warning: $WHEELHOUSE is $size MiB: too large to carry; run without the mmcv wheel" >&2
+    exit 0
 fi
 
 # ---------------------------------------------------------------------------------------------------- run

@@ -10,10 +10,11 @@
 #    (e.g. `pip download torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124 -d DIR`).
 # 2. Copy DIR and this repository to the cluster; in the target virtual environment (with a CUDA torch):
 #      tools/misc/offline_install_gpu.sh install --wheelhouse DIR [--python PY]
-#    installs every wheel of DIR (--no-index --no-deps), then runs tools/misc/install.sh offline (pip sees only
-#    DIR) with FORCE_CUDA=1: it builds mmcv 2.1.0's CUDA ops (TORCH_CUDA_ARCH_LIST default 9.0, i.e. H100/H200;
-#    the system nvcc of torch's CUDA major; the build is timed) and installs mmkd (editable); then checks that
-#    mmcv's ops were compiled with CUDA and that mmkd imports.
+#    installs every wheel of DIR but mmcv's (--no-index --no-deps), then runs tools/misc/install.sh offline (pip
+#    sees only DIR) with FORCE_CUDA=1 and MMCV_WHEEL_DIR=DIR: a prebuilt mmcv wheel in DIR recorded (DIR/mmcv-build.txt)
+#    for this torch, CUDA and TORCH_CUDA_ARCH_LIST is installed as it is; otherwise mmcv 2.1.0's CUDA ops are built
+#    from the sdist (TORCH_CUDA_ARCH_LIST default 9.0, i.e. H100/H200; the system nvcc of torch's CUDA major; the
+#    build is timed). Then mmkd (editable), and a check that mmcv's ops were compiled with CUDA and mmkd imports.
 #
 # Options: --python PY (default: python; must run in a virtual environment), --dry-run (print the commands, run
 # nothing). Environment: TORCH_CUDA_ARCH_LIST (9.0), MAX_JOBS (nproc), CUDA_TOOLKIT (see install.sh).
@@ -92,8 +93,12 @@ if [ "$DRY_RUN" = 0 ]; then
     [ -x "$VENV/bin/python" ] || die "$PY is not in a virtual environment ($VENV/bin/python missing): create one, \
 e.g. python3 -m venv --system-site-packages ENV, and pass --python ENV/bin/python"
 fi
-run "$PY" -m pip install --no-index --no-deps "$WHEELHOUSE"/*.whl
-run env VENV="$VENV" PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELHOUSE" FORCE_CUDA=1 \
+wheels=()
+for wheel in "$WHEELHOUSE"/*.whl; do  # mmcv's own wheel, if any, is install.sh's to take or leave
+    case $(basename "$wheel") in mmcv-*) ;; *) wheels+=("$wheel") ;; esac
+done
+[ "${#wheels[@]}" -eq 0 ] || run "$PY" -m pip install --no-index --no-deps "${wheels[@]}"
+run env VENV="$VENV" PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELHOUSE" FORCE_CUDA=1 MMCV_WHEEL_DIR="$WHEELHOUSE" \
     TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-$(nproc)}" bash tools/misc/install.sh
 run "$PY" -m pip check || echo "warning: pip check found missing or conflicting requirements (above)"
 run "$PY" -c "from mmcv.ops import get_compiling_cuda_version as v; assert v() != 'not available', \
