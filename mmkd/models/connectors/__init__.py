@@ -1,3 +1,4 @@
+from .abf import ABF, ABFConnector
 from .embedding_projector import EmbeddingProjector
 
-__all__ = ['EmbeddingProjector']
+__all__ = ['ABF', 'ABFConnector', 'EmbeddingProjector']
