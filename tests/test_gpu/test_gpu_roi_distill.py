@@ -141,6 +141,39 @@ def test_amp_training_step_runs_the_models_in_float16_and_the_losses_in_fp32(mmc
     assert after.dtype == torch.float32 and torch.isfinite(after).all() and not torch.equal(after, before)
 
 
+def test_amp_step_with_nan_teacher_outputs_is_skipped_by_the_loss_scaler(mmcv_cuda_ops):
+    """Under mmengine's AmpOptimWrapper, a step whose teacher outputs are NaN makes no update (the algorithm
+    hands GradScaler a non-finite gradient: it skips the step and lowers its scale), is counted, and the next
+    finite step updates again."""
+    model = build(demo_model_cfg('nd')).to(CUDA)
+    fill_class_means(model)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9,
+                                weight_decay=1e-4)
+    wrapper = AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic', dtype='float16')
+    weight = model.teacher.roi_head.bbox_head.fc_cls.weight
+    saved = weight.detach().clone()
+
+    def step():
+        with wrapper.optim_context(model):
+            losses = model.loss(*batch())
+        wrapper.update_params(model.parse_losses(losses)[0])
+
+    step()  # momentum buffers exist from here on: a zero gradient would still move the weights
+    before = [p.detach().clone() for p in model.student.parameters()]
+    scale = wrapper.loss_scaler.get_scale()
+    with torch.no_grad():
+        weight[0, 0] = float('nan')
+    step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.student.parameters()))
+    assert model.nonfinite_skipped_steps == 1 and wrapper.loss_scaler.get_scale() < scale
+    with torch.no_grad():
+        weight.copy_(saved)
+    step()
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.student.parameters()))
+    assert model._nonfinite_in_a_row == 0
+
+
 def test_train_tool_with_amp_on_the_gpu(tmp_path, mmcv_cuda_ops):
     """``tools/train.py --amp``: the demo teacher, then the ND student from it, 2 iterations each on the GPU."""
     data = generate_coco_detection(tmp_path / 'data', num_train=8, num_val=4, img_size=64)
