@@ -177,7 +177,9 @@ class StudyRunner:
                     outcome[job.id] = result
                     cond.notify_all()
 
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(self.jobs, len(jobs))))]
+        # nothing trains in a dry run or a report: one worker, so that the jobs are listed in their order
+        workers = 1 if self.dry_run or self.report else max(1, min(self.jobs, len(jobs)))
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
         for t in threads:
             t.start()
         for t in threads:

@@ -1,10 +1,13 @@
-"""The README's main command (`make demo` -> tools/analysis/run_demo.py -> det_study.py), at a smoke-test size."""
+"""The README's main command (`make demo` -> tools/analysis/run_demo.py -> mmkd.analysis.demo -> det_study), at a
+smoke-test size, and the demo's rows."""
 import json
 import os.path as osp
 import subprocess
 import sys
 
 import torch
+
+from mmkd.analysis import demo, det_study
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -16,9 +19,10 @@ def test_demo_trains_teacher_baseline_and_students_then_prints_one_table(tmp_pat
            '--teacher-iters', '4', '--student-iters', '4']
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for row in ('| teacher R50-FPN (seed 0) |', '| student R18-FPN alone |', '| ND + KD (KD++) |'):
+    for row in ('| teacher R50-FPN (seed 0) |', '| student R18-FPN alone |', '| KD++ (ND + KD) |'):
         assert row in out.stdout, out.stdout[-3000:]
     assert 'source .venv/bin/activate' in out.stdout  # python tools/... commands need the venv
+    assert f'Pictures: {wd}/det_*.png' in out.stdout and (wd / 'det_metric.png').is_file()
     records = [json.loads(line) for line in (wd / 'results.jsonl').read_text().splitlines()]
     assert [(r['method'], r['seed']) for r in records] == [('teacher', 0), ('baseline', 0), ('nd', 0)]
     teacher, baseline, nd = records
@@ -38,5 +42,21 @@ def test_demo_trains_teacher_baseline_and_students_then_prints_one_table(tmp_pat
     report = subprocess.run([*cmd[:-4], 'kd', *cmd[-4:], '--report'], cwd=REPO, capture_output=True, text=True,
                             timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
-    assert 'kd seed 0: not finished' in report.stdout and '| ND + KD (KD++) |' in report.stdout
+    assert 'kd seed 0: not finished' in report.stdout and '| KD++ (ND + KD) |' in report.stdout
     assert '| KD (RoI logits) |' not in report.stdout and not (wd / 'kd').exists()
+
+
+def test_demo_rows_are_the_studys_seed_0_runs(tmp_path):
+    """make demo: the teacher, the student alone, KD, KD++, ReviewKD++, NC + KD and iCD-RoI + KD at seed 0, with the
+    study's schedule (no iteration override) and the study's data."""
+    assert demo.DEMO_ROWS == ['baseline', 'kd', 'nd', 'reviewkdpp', 'nc', 'icd']
+    assert set(demo.DEMO_ROWS) <= set(det_study.STUDY_ROWS)
+    out = subprocess.run([sys.executable, 'tools/analysis/run_demo.py', '--dry-run', '--work-dir', str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert [line.split(':')[0] for line in lines] == [f'[{i}/7] {row} seed 0' for i, row in
+                                                      enumerate(['teacher', *demo.DEMO_ROWS], 1)]
+    for line, row in zip(lines[1:], demo.DEMO_ROWS):
+        assert f'configs/demo/{det_study.ROWS[row].config}' in line and 'max_iters' not in line
+    assert not tmp_path.joinpath('baseline').exists()
