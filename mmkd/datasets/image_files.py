@@ -46,9 +46,9 @@ def image_file_problem(path: str, data: Optional[bytes] = None, decode: bool = F
         return 'it is empty (0 bytes)'
     kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
     if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
-        kind = 'WEBP'
-        if len(data) < 8 + int.from_bytes(data[4:8], 'little'):
-            return f'it is a truncated WEBP ({len(data)} bytes; its header says {8 + int.from_bytes(data[4:8], "little")})'
+        kind, size = 'WEBP', 8 + int.from_bytes(data[4:8], 'little')
+        if len(data) < size:
+            return f'it is a truncated WEBP ({len(data)} bytes; its header says {size})'
     if kind == 'JPEG':
         # entropy-coded data never holds 0xFFD9 or 0xFFDA (0xFF is byte-stuffed), so a complete JPEG has its
         # end-of-image marker after its last start-of-scan marker

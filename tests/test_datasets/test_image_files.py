@@ -62,6 +62,16 @@ def test_image_file_problem_tells_each_fault(tmp_path):
     path.write_bytes(FAULTS['truncated_jpeg'][0](b''))
     assert cv2.imread(str(path)) is not None and 'truncated JPEG' in image_file_problem(str(path))
     assert image_file_problem('s3://bucket/image.jpg') is None  # remote files are the backend's business
+    # formats whose header gives the file size
+    img = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    for ext, name in (('.bmp', 'BMP'), ('.webp', 'WEBP')):
+        data = cv2.imencode(ext, img)[1].tobytes()
+        path = tmp_path / f'whole{ext}'
+        path.write_bytes(data)
+        assert image_file_problem(str(path), decode=True) is None
+        path.write_bytes(data[:len(data) - 10])
+        assert f'it is a truncated {name} ({len(data) - 10} bytes; its header says {len(data)})' \
+            == image_file_problem(str(path)), ext
 
 
 # ------------------------------------------------------------------------------------------------ detection

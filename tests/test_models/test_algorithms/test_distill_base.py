@@ -286,7 +286,8 @@ def tiny_runner(model, work_dir, *, max_iters=3, optim_wrapper=None, hooks=(), *
 def test_load_from_a_distillation_checkpoint_gives_the_teacher_its_weights(tmp_path):
     distill_ckpt = str(tmp_path / 'distill.pth')
     torch.save(dict(state_dict=algorithm(teacher_ckpt=teacher_ckpt(tmp_path)).state_dict(), meta=dict()), distill_ckpt)
-    tiny_runner(algorithm(allow_random_teacher=False), tmp_path / 'resumed', max_iters=1, load_from=distill_ckpt).train()
+    model = algorithm(allow_random_teacher=False)
+    tiny_runner(model, tmp_path / 'resumed', max_iters=1, load_from=distill_ckpt).train()
     work_dir = tmp_path / 'random'
     with pytest.raises(ValueError, match='teacher has no trained weights'):
         tiny_runner(algorithm(allow_random_teacher=False), work_dir, max_iters=1).train()
