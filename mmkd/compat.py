@@ -33,6 +33,9 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
    machine without CUDA.
 7. :func:`mmcv_ops_accept_bfloat16` (called by ``mmkd.CPUAmpOptimWrapper``, i.e. ``tools/train.py --amp`` on a
    machine without CUDA, not at import): mmcv 2.1.0's CPU ``nms`` and ``roi_align`` have no bfloat16 kernel.
+8. ``_format_configs_once``: mmengine formats the whole config with yapf each time ``Config.pretty_text`` is read,
+   and one training run reads it five times (the log, the dumped config, the visualizer's copy, ``RuntimeInfoHook``
+   and the checkpoint's meta), seconds each for a distillation config; the text of unchanged content is reused.
 """
 import atexit
 import functools
@@ -270,6 +273,29 @@ def mmcv_ops_accept_bfloat16() -> None:
         function.forward = staticmethod(_float_inputs(function.forward))
 
 
+def _format_configs_once() -> None:
+    """``Config.pretty_text`` formats a config's content once (yapf, seconds for a distillation config) and
+    returns the same text while the content (``to_dict()``) is unchanged; a changed config is formatted anew
+    (measured: tools/analysis/logs/det_study/profile.md)."""
+    from mmengine.config import Config
+    prop = Config.__dict__['pretty_text']
+    if getattr(prop.fget, '_mmkd_format_once', False):
+        return
+    format_text, cache = prop.fget, {}
+
+    @functools.wraps(format_text)
+    def pretty_text(self) -> str:
+        key = (getattr(self, '_format_python_code', True), repr(self.to_dict()))
+        if key not in cache:
+            if len(cache) >= 16:
+                cache.clear()
+            cache[key] = format_text(self)
+        return cache[key]
+
+    pretty_text._mmkd_format_once = True
+    Config.pretty_text = property(pretty_text)
+
+
 def apply() -> None:
     """Apply every patch (idempotent). Patches 1 and 2 must run before mmrazor's models are imported."""
     _alias_torch_fuser_names()
@@ -277,6 +303,7 @@ def apply() -> None:
     _safe_checkpoint_loading()
     _config_package_table()
     _distillation_loss_detach_hook()
+    _format_configs_once()
 
 
 apply()

@@ -234,3 +234,19 @@ def test_patched_roi_align_backward_on_the_cpu():
     assert out.dtype == torch.float32
     out.sum().backward()
     assert full.grad.dtype == torch.float32 and torch.isfinite(full.grad).all() and full.grad.abs().sum() > 0
+
+
+def test_config_text_is_formatted_once_per_content(monkeypatch):
+    """Config.pretty_text (read five times per training run) runs yapf once for the same content, gives the text
+    mmengine gives, and formats a changed config anew."""
+    import mmengine.config.config as config_module
+    from mmengine.config import Config
+    calls = []
+    format_code = config_module.FormatCode
+    monkeypatch.setattr(config_module, 'FormatCode', lambda *a, **k: calls.append(1) or format_code(*a, **k))
+    cfg = Config(dict(model=dict(type='Net', depth=18, layers=[1, 2, (3, 4)]), seed=11))
+    text = cfg.pretty_text
+    assert cfg.pretty_text == text and Config(cfg.to_dict()).pretty_text == text and len(calls) == 1
+    assert text == Config.__dict__['pretty_text'].fget.__wrapped__(cfg) and len(calls) == 2  # mmengine's own text
+    cfg.merge_from_dict({'model.depth': 50})
+    assert 'depth=50' in cfg.pretty_text and len(calls) == 3
