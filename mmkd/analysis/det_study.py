@@ -477,7 +477,8 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
             vs_base = f'{format_delta(paired_delta(metric[row], metric[base], seeds))} vs {labels.get(base, base)}'
         m50 = [r['metrics']['coco/bbox_mAP_50'] for r in records if 'coco/bbox_mAP_50' in r.get('metrics', {})]
         std = f' ± {f3(stats["std"])}' if stats['std'] is not None else ''
-        lines.append(f'| {labels.get(row, row)} | ' + ' | '.join(cells) + f' | {stats["n"]} | {f3(stats["mean"])}{std} | '
+        lines.append(f'| {labels.get(row, row)} | ' + ' | '.join(cells) +
+                     f' | {stats["n"]} | {f3(stats["mean"])}{std} | '
                      f'{format_delta(alone)} | {vs_base} | {f3(statistics.fmean(m50) if m50 else None)} | '
                      f'{f3(last_quarter_change(records))} | '
                      f'{f3(statistics.fmean(r["seconds"] for r in records) if records else None, ".0f")} |')
