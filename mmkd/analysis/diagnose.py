@@ -34,7 +34,7 @@ not build (for a reason other than its ``teacher_ckpt``) is one FAIL line ``buil
 dir, no checkpoint, no class-means file). ``seed`` seeds the weights' initialisation, the data order (the
 samplers) and the augmentation, so two runs with the same seed see the same batches.
 
-The thresholds (``GRAD_RATIO_*``, ``WEAK_TEACHER``, ``CHANCE_ALPHA`` and the rule of :func:`accuracy_verdict`)
+The thresholds (``GRAD_RATIO_*``, ``WEAK_*``, ``CHANCE_ALPHA`` and the rule of :func:`accuracy_verdict`)
 are [PROPOSAL]: rules of thumb of this tool, not from the papers.
 """
 import contextlib
@@ -83,10 +83,11 @@ GRAD_RATIO_FAIL = 20.0
 GRAD_RATIO_WARN = 5.0
 #: below this fraction of the task gradient, a distillation loss hardly trains the student (WARN)
 GRAD_RATIO_LOW = 0.01
-#: a teacher (clearly above chance) below this top-1 is weak (WARN)
+#: a teacher above chance is weak (WARN) below this top-1, or less than WEAK_MARGIN of the way from chance to 1
 WEAK_TEACHER = 0.5
+WEAK_MARGIN = 0.1
 #: significance level of both one-sided binomial tests of :func:`accuracy_verdict`
-CHANCE_ALPHA = 0.01
+CHANCE_ALPHA = 0.05
 #: the key of a step's loss dict that ``ClsDistill`` gives a distillation loss: ``distill.<name>``
 _DISTILL = 'distill.'
 
@@ -114,12 +115,14 @@ def accuracy_verdict(acc: Optional[float], n: int, num_classes: int, student_acc
     With ``k = round(acc * n)`` correct, two one-sided binomial tests at level ``alpha`` [PROPOSAL]:
 
     * ``P(X >= k | n, p0)``, how often a guessing teacher would do this well: below ``alpha``, the teacher is
-      above chance (then OK, or WARN if its top-1 is under :data:`WEAK_TEACHER`);
+      above chance (then OK, or WARN if its top-1 is under :data:`WEAK_TEACHER` or less than
+      :data:`WEAK_MARGIN` of the way from chance to 1: 52% on 2 classes may be above chance, but hardly teaches);
     * otherwise ``P(X <= k | n, p1)`` with ``p1 = (1 + p0) / 2``, midway between chance and a perfect teacher,
       how often a useful teacher would do this badly: below ``alpha``, the samples rule it out and the teacher is
       at chance (FAIL); else they are too few to tell (WARN: raise the number of batches).
 
-    So 70% of 50 images on 2 classes is above chance (``P = 0.003``), while 55% of 20 is undecided.
+    So 70% of 50 images on 2 classes is above chance (``P = 0.003``); 55% of 20 is not (``P = 0.41``), and a
+    teacher of 75% would score that low with ``P = 0.04``: at chance; 60% of 10 is undecided.
     Two-class detection (``K = 1`` plus background) uses ``p0 = 1 / 2``.
     """
     what = 'teacher accuracy'
@@ -142,7 +145,7 @@ def accuracy_verdict(acc: Optional[float], n: int, num_classes: int, student_acc
         return Verdict(WARN, what, f'{seen}: {n} samples cannot tell a teacher at chance from a useful one (a '
                        f'guessing teacher scores this well with probability {p_guess:.2g}, one with top-1 '
                        f'{useful:.2f} this badly with {p_useful:.2g}); raise --num-batches to decide.')
-    if acc < WEAK_TEACHER:
+    if acc < WEAK_TEACHER or acc < chance + WEAK_MARGIN * (1 - chance):
         return Verdict(WARN, what, f'{seen}: above chance, but a weak teacher; a student rarely gains from a '
                        'teacher that is not clearly better than itself. Train the teacher longer, or check its '
                        'checkpoint.')

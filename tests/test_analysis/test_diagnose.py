@@ -13,9 +13,12 @@ def test_accuracy_verdict_is_a_binomial_test_against_chance():
     assert v.level == 'OK' and '35 of 50' in v.why
     v = diagnose.accuracy_verdict(0.7, 1000, 2)
     assert v.level == 'OK'
-    v = diagnose.accuracy_verdict(0.55, 20, 2)  # 11 of 20: neither chance nor a useful teacher is ruled out
+    v = diagnose.accuracy_verdict(0.55, 20, 2)  # 11 of 20: P(>= 11 | guessing) = 0.41, P(<= 11 | 75%) = 0.04
+    assert v.level == 'FAIL' and 'chance level' in v.why
+    v = diagnose.accuracy_verdict(0.6, 10, 2)  # neither chance nor a useful teacher is ruled out
     assert v.level == 'WARN' and 'cannot tell' in v.why and '--num-batches' in v.why
-    assert diagnose.accuracy_verdict(0.52, 2000, 2).level == 'FAIL'  # 2000 samples: 0.52 is chance, not 0.75
+    v = diagnose.accuracy_verdict(0.52, 20000, 2)  # above chance (P = 1e-8), but hardly
+    assert v.level == 'WARN' and 'weak' in v.why
     v = diagnose.accuracy_verdict(0.15, 50, 10)
     assert v.level == 'FAIL' and 'chance level' in v.why
     v = diagnose.accuracy_verdict(0.45, 50, 4)  # clearly above chance 0.25, but weak
