@@ -150,6 +150,9 @@ def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
             p.error(f'--variant {name}: the name is taken (or has a "/"); choose another')
         args.variants[name] = (rest[0], rest[1:])
     if args.eval_on == 'heldout':
+        if args.variants and len(args.seeds) > 1:
+            p.error(f'--variant with --eval-on heldout tunes a weight, at one seed (the protocol); got --seeds '
+                    f'{" ".join(map(str, args.seeds))}: pass one')
         for row in ROWS:
             tuned = [n for n, (r, _) in args.variants.items() if r == row]
             if len(tuned) > MAX_TUNED_VALUES:

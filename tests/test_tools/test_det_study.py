@@ -151,17 +151,22 @@ def test_table_pairs_every_delta_by_seed_and_lists_missing_and_failed_runs():
     assert 'missing' in det_study.table(None, dict(rows, kd=rows['kd'][:2]), [0, 1, 2]).split('KD (RoI logits)')[1]
 
 
-def test_bad_arguments_stop_at_once():
+def test_bad_arguments_stop_at_once(capsys):
+    out = subprocess.run([sys.executable, 'tools/analysis/det_study.py', '--jobs', '0'], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and '--jobs must be >= 1' in out.stderr, out.stderr  # the command line
     too_many = [x for i in range(5) for x in ('--variant', f'w{i}', 'nd', f'a={i}')]
     for argv, message in ((['--eval-on', 'heldout', '--num-heldout', '0'], 'num-heldout'),
                           (['--jobs', '0'], '--jobs must be >= 1'), (['--rows', 'nope'], 'invalid choice'),
                           (['--num-classes', '13'], '--num-classes must be in [2, 12]'),
                           (['--variant', 'kd', 'nd', 'a=1'], 'the name is taken'),
                           (['--variant', 'x', 'nd', 'no_equals'], 'expected NAME ROW KEY=VALUE'),
-                          (['--rows', 'nd', '--eval-on', 'heldout', *too_many], 'at most 4 values')):
-        out = subprocess.run([sys.executable, 'tools/analysis/det_study.py', *argv], cwd=REPO, capture_output=True,
-                             text=True, timeout=60)
-        assert out.returncode == 2 and message in out.stderr, (argv, out.stderr)
+                          (['--rows', 'nd', '--seeds', '0', '--eval-on', 'heldout', *too_many], 'at most 4 values'),
+                          (['--rows', 'nd', '--eval-on', 'heldout', *too_many[:4]], 'at one seed')):
+        with pytest.raises(SystemExit) as e:
+            det_study.parse_args(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err, (argv, err)
 
 
 @pytest.fixture(scope='module')
