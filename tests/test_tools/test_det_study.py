@@ -211,3 +211,17 @@ def test_a_six_class_study_trains_and_evaluates_six_classes(six_class_study):
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             assert tuple(cfg[loader].dataset.metainfo.classes) == names
     assert '6 shape classes' in (wd / 'results.md').read_text()
+
+
+def test_the_tuning_log_keeps_earlier_tuning_runs(tmp_path):
+    """--eval-on heldout: results.jsonl is the tuning log; a later call keeps the runs of the earlier ones."""
+    wd = tmp_path / 'tune'
+    wd.mkdir()
+    earlier = dict(study='det', method='nd_w2', seed=0, metric_name='coco/bbox_mAP', metric=0.3, seconds=1.0,
+                   metrics={}, history=[])
+    (wd / 'results.jsonl').write_text(json.dumps(earlier) + '\n')
+    result = det_study.main(['--rows', 'baseline', '--seeds', '0', '--eval-on', 'heldout', '--report',
+                             '--work-dir', str(wd), '--data-root', str(tmp_path / 'data')])
+    assert result['rows'] == {} and result['failures'] == []
+    assert [json.loads(line) for line in (wd / 'results.jsonl').read_text().splitlines()] == [earlier]
+    assert 'held-out training images' in (wd / 'results.md').read_text()
