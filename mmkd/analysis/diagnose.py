@@ -414,6 +414,13 @@ class Diagnosis:
         if self.teacher is None:
             self.add(Verdict(OK, what, 'n/a: a model without teacher (the student alone).'))
             return
+        if self.teacher_ckpt_error is not None:  # also with --checkpoint: the config does not build without it
+            error, how = self.teacher_ckpt_error
+            built = 'loaded with --checkpoint' if self.checkpoint else f'built {how}'
+            self.add(Verdict(FAIL, what, f'the algorithm refuses teacher_ckpt when it is built, so training would '
+                             f'stop there: {type(error).__name__}: {error} (the other checks ran on the algorithm '
+                             f'{built}.)'))
+            return
         if self.checkpoint:
             self.add(self._checkpoint_teacher_verdict())
             return
@@ -422,12 +429,6 @@ class Diagnosis:
             self.add(Verdict(FAIL, what, 'no teacher_ckpt: the teacher is randomly initialised, and a random '
                              'teacher teaches noise. Train it first (tools/train.py <teacher config>) and pass '
                              '--cfg-options model.teacher_ckpt=PATH (or set teacher_ckpt in the config).'))
-            return
-        if self.teacher_ckpt_error is not None:
-            error, how = self.teacher_ckpt_error
-            self.add(Verdict(FAIL, what, f'the algorithm refuses teacher_ckpt when it is built, so training would '
-                             f'stop there: {type(error).__name__}: {error} (the other checks ran on the algorithm '
-                             f'built {how}.)'))
             return
         state, self.teacher_meta = load_state(teacher_ckpt)
         fresh = MMKD_MODELS.build(cfg.model.teacher).state_dict()  # unfused, as the checkpoint was loaded into it

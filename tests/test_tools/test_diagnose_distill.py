@@ -131,6 +131,10 @@ def test_teacher_checkpoint_the_algorithm_refuses(det, capsys, tmp_path):
         level, why = v['teacher weights']
         assert rc == 1 and 'build' not in v and level == 'FAIL' and expected in why, (ckpt, why)
         assert 'refuses teacher_ckpt' in why and 'This teacher was built with' in v['teacher accuracy'][1]
+    # a --checkpoint with the teacher does not make the config build
+    rc, v = diagnose(capsys, DET_ND, det['opts'] + [f'model.teacher_ckpt={cases[0][0]}'], '--checkpoint',
+                     det['ckpt'], '--only', 'weights')
+    assert rc == 1 and v['teacher weights'][0] == 'FAIL' and 'does not exist' in v['teacher weights'][1]
 
 
 def test_teacher_checkpoint_without_num_batches_tracked(det, capsys, tmp_path):
