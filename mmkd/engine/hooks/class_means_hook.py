@@ -66,7 +66,7 @@ class ClassMeansHook(Hook):
         if class_means is None:
             raise ValueError('ClassMeansHook needs an mmkd distillation algorithm configured with '
                              '`class_means=dict()` (model config); the model has none.')
-        if hasattr(model, 'check_teacher_weights'):
+        if hasattr(model, 'check_teacher_weights'):  # whatever the means' source: a file, EMA or the pass
             model.check_teacher_weights()
         teacher = checkpoint_identity(getattr(model, 'teacher_ckpt', None))
         if class_means.initialized:
@@ -127,6 +127,8 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
             error (that of the first rank that saw the values), instead of the others waiting in the next
             collective.
     """
+    if hasattr(model, 'check_teacher_weights'):  # no pass over a random teacher (tools/analysis/compute_class_means.py)
+        model.check_teacher_weights()
     cfg = copy.deepcopy(dataloader_cfg)
     cfg['persistent_workers'] = False
     dataloader = Runner.build_dataloader(cfg, seed=runner.seed)

@@ -188,3 +188,15 @@ def test_a_random_teacher_is_refused_before_the_pass(tmp_path):
     with pytest.raises(ValueError, match='teacher has no trained weights.*allow_random_teacher=True'):
         ClassMeansHook().before_train(fake_runner(model, tmp_path))
     assert not calls and not (tmp_path / 'log').exists()
+
+
+def test_the_offline_pass_refuses_a_random_teacher_too(tmp_path):
+    """tools/analysis/compute_class_means.py calls compute_class_means without the hook: it must not write means
+    of a randomly initialised teacher either."""
+    model = algorithm(allow_random_teacher=False)
+    calls = []
+    model.collect_class_features = lambda *args: calls.append(1)
+    with pytest.raises(ValueError, match='teacher has no trained weights'):
+        class_means_hook.compute_class_means(model, fake_runner(model, tmp_path).cfg.train_dataloader, None,
+                                             fake_runner(model, tmp_path))
+    assert not calls and not model.class_means.initialized
