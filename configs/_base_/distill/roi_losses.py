@@ -56,6 +56,33 @@ icd_distiller = dict(
             rois=dict(recorder='rois', from_student=True, data_idx=1))))
 
 
+# ReviewKD (Chen et al., CVPR 2021) on the FPN, as the ND paper's Detection/ code runs it: the student's five FPN
+# outputs (P2-P6) go through the ABF connector (attention-based fusion, deepest level first; 256-d fused maps) to
+# the teacher's width, and HCL compares them with the teacher's raw FPN outputs, level by level (summed). The
+# connector is part of the distiller: trained by the default optimizer, dropped by convert_kd_ckpt_to_student.py.
+# Widths are those of mmdet's FPN (256); narrower necks set connectors.abf.{in,out,mid}_channels.
+_neck_mapping = dict(
+    student_feats=dict(recorder='neck', from_student=True, connector='abf'),
+    teacher_feats=dict(recorder='neck', from_student=False))
+reviewkd_distiller = dict(
+    type='ConfigurableDistiller',
+    student_recorders=dict(neck=dict(type='ModuleOutputs', source='neck')),
+    teacher_recorders=dict(neck=dict(type='ModuleOutputs', source='neck')),
+    connectors=dict(abf=dict(type='mmkd.ABFConnector', in_channels=256, out_channels=256, mid_channels=256,
+                             num_levels=5)),
+    distill_losses=dict(loss_hcl=dict(type='mmkd.HCLLoss', loss_weight=1.0)),
+    loss_forward_mappings=dict(loss_hcl=_neck_mapping))
+
+# ReviewKD++ (ND paper, detection): ReviewKD's HCL on the FPN + ND on the RoI feature (background RoIs included);
+# no logit KD. ND weight 1.0: the released code builds ReviewKD++'s ND loss from the KD++ branch's ND_WEIGHT
+# (default 1.0), so the 1.5 its R18/MV2 yamls set under NDReviewKD is never read.
+reviewkdpp_distiller = dict(
+    reviewkd_distiller,
+    distill_losses=dict(reviewkd_distiller['distill_losses'], loss_nd=dict(type='NDLoss', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_hcl=_neck_mapping,
+        loss_nd=kdpp_distiller['loss_forward_mappings']['loss_nd']))
+
 
 def _without_kd(distiller: dict) -> dict:
     """The same method without the RoI-logit KD term (the study's "method alone" rows)."""
@@ -69,4 +96,4 @@ nd_distiller = _without_kd(kdpp_distiller)
 nc_nokd_distiller = _without_kd(nc_distiller)
 icd_nokd_distiller = _without_kd(icd_distiller)
 
-del _kd, _kd_mapping, _labels, _label_weights, _student_feat, _without_kd  # building blocks only
+del _kd, _kd_mapping, _labels, _label_weights, _student_feat, _without_kd, _neck_mapping  # building blocks only
