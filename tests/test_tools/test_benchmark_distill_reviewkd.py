@@ -1,0 +1,42 @@
+"""tools/analysis/benchmark_distill.py on the ReviewKD configs: connectors, tuple-valued loss inputs, the 1.10 goal
+of feature distillation and --modes."""
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from test_benchmark_distill import REPO, check_report  # noqa: E402
+
+
+def bench(config, tmp_path, *extra):
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', config, '--img-size', '64', '48', '--batch-size', '2',
+           '--repeats', '1', '--warmup', '0', '--json', str(out), *extra]
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_reviewkd_config_runs_every_mode_against_the_connector_goal(tmp_path):
+    """Plain ReviewKD: HCL reads tuples only (the stock mode's row truncation has nothing to cut)."""
+    stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkd.py', tmp_path)
+    check_report(stdout, result)
+    assert result['goals'] == dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.10)
+    assert 'mmkd_over_student_plus_teacher_fwd   ' in stdout and '(goal <= 1.1: ' in stdout
+
+
+def test_modes_subset_reports_only_the_ratios_it_can(tmp_path):
+    stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path,
+                           '--modes', 'mmkd', 'student', 'teacher_fwd')
+    assert list(result['modes']) == ['student', 'teacher_fwd', 'mmkd']
+    assert set(result['ratios']) == {'mmkd_over_student_plus_teacher_fwd'}
+    modes = result['modes']
+    ratio = modes['mmkd']['median_s'] / (modes['student']['median_s'] + modes['teacher_fwd']['median_s'])
+    assert abs(result['ratios']['mmkd_over_student_plus_teacher_fwd'] - ratio) < 1e-12
+    assert not re.search(r'^mmrazor', stdout, re.M) and 'finite check' in stdout
+    stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path, '--modes', 'student')
+    assert result['ratios'] == {} and result['finite_check'] is None and 'finite check' not in stdout
