@@ -332,6 +332,7 @@ def test_prebuilt_mmcv_wheel_of_this_build_is_installed_instead_of_building(env,
     build = next(c for c in commands if ' pip wheel ' in c)
     assert build.startswith(f'env CUDA_HOME={toolkit} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0 ')
     assert build.endswith(f'pip wheel --no-build-isolation --no-cache-dir --no-deps -w {wheels} mmcv==2.1.0')
+    assert ' LDFLAGS=-Wl\\,--strip-debug ' in build  # no debug sections: a wheel small enough to carry
     assert f'rm -f {wheels}/mmcv-build.txt {wheel}' in commands  # the old wheel goes first (dry run: still there)
     assert any(c.endswith(f'pip install --no-deps --force-reinstall {wheel}') for c in commands), commands
     assert mmcv_build(commands) is None  # no plain `pip install mmcv` besides
