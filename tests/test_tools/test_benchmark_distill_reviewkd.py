@@ -25,14 +25,16 @@ def test_reviewkd_config_runs_every_mode_against_the_connector_goal(tmp_path):
     """Plain ReviewKD: HCL reads tuples only (the stock mode's row truncation has nothing to cut)."""
     stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkd.py', tmp_path)
     check_report(stdout, result)
+    assert result['interleave'] is False
     assert result['goals'] == dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.10)
     assert 'mmkd_over_student_plus_teacher_fwd   ' in stdout and '(goal <= 1.1: ' in stdout
 
 
 def test_modes_subset_reports_only_the_ratios_it_can(tmp_path):
     stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path,
-                           '--modes', 'mmkd', 'student', 'teacher_fwd')
-    assert list(result['modes']) == ['student', 'teacher_fwd', 'mmkd']
+                           '--modes', 'mmkd', 'student', 'teacher_fwd', '--interleave')
+    assert list(result['modes']) == ['student', 'teacher_fwd', 'mmkd'] and result['interleave'] is True
+    assert all(m['median_s'] > 0 and m['peak_mib'] > 0 for m in result['modes'].values())
     assert set(result['ratios']) == {'mmkd_over_student_plus_teacher_fwd'}
     modes = result['modes']
     ratio = modes['mmkd']['median_s'] / (modes['student']['median_s'] + modes['teacher_fwd']['median_s'])

@@ -25,7 +25,8 @@ that ``torch.profiler`` records with ``profile_memory=True`` (operator granulari
 one operator is not seen). Goals (mmkd issue 4): mmkd <= 0.9 x mmrazor and mmkd <= 1.05 x (student +
 teacher_fwd); for a config whose distiller has connectors (feature distillation such as ReviewKD / ReviewKD++,
 issue 15), mmkd <= 1.10 x (student + teacher_fwd). ``--modes`` times a subset (the ratios that need a mode left
-out are not reported).
+out are not reported); ``--interleave`` times the modes in turns, one step of each per round, so that the load of a
+shared machine hits every mode alike.
 
 Example::
 
@@ -222,6 +223,9 @@ def main() -> None:
     parser.add_argument('--lr', type=float, default=1e-4, help='SGD lr (small: random weights stay finite)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the results to this file')
+    parser.add_argument('--interleave', action='store_true',
+                        help='time the modes in turns (one step of each per round) instead of one mode after the '
+                             'other: on a shared machine, load changes then hit every mode alike')
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES),
                         help='the modes to time (default: all); a ratio is reported when its modes are timed')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
@@ -258,7 +262,20 @@ def main() -> None:
         mmkd_nchw=lambda: train_step(nchw, args.lr),
         mmkd=lambda: train_step(model, args.lr))
     results = {}
-    for mode in (m for m in MODES if m in args.modes):
+    timed = [m for m in MODES if m in args.modes]
+    if args.interleave:
+        fns = {m: synchronized(steps[m](), device) for m in timed}
+        times: Dict[str, list] = {m: [] for m in timed}
+        for round_ in range(args.warmup + repeats):
+            for mode in timed:
+                start = time.perf_counter()
+                fns[mode](inputs, samples)
+                if round_ >= args.warmup:
+                    times[mode].append(time.perf_counter() - start)
+        for mode in timed:
+            peak = peak_memory(lambda: fns[mode](inputs, samples), device)
+            results[mode] = dict(median_s=statistics.median(times[mode]), peak_mib=peak / 2**20)
+    for mode in timed if not args.interleave else ():
         fn = synchronized(steps[mode](), device)
         seconds, peak = benchmark(lambda: fn(inputs, samples), device, args.warmup, repeats)
         results[mode] = dict(median_s=seconds, peak_mib=peak / 2**20)
@@ -274,7 +291,8 @@ def main() -> None:
     teacher = dict(fused_batchnorms=not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                             for m in model.teacher.modules()),
                    channels_last=model.teacher_channels_last)
-    info = dict(config=args.config, device=args.device, device_name=device_name(device), torch=torch.__version__,
+    info = dict(config=args.config, device=args.device, interleave=args.interleave,
+                device_name=device_name(device), torch=torch.__version__,
                 mmkd_teacher=teacher,
                 threads=torch.get_num_threads(), img_size=[width, height], batch_size=args.batch_size,
                 warmup=args.warmup, repeats=repeats,
