@@ -95,10 +95,44 @@ def test_benchmark_distill_cfg_options_reach_the_model(tmp_path):
     out = tmp_path / 'bench.json'
     cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', 'configs/demo/faster_rcnn_r50_r18_kd.py',
            '--img-size', '64', '48', '--batch-size', '1', '--repeats', '1', '--warmup', '0', '--json', str(out),
-           '--cfg-options', 'model.teacher_channels_last=False']
+           '--cfg-options', 'model.teacher_channels_last=False', '--amp']
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert json.loads(out.read_text())['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=False)
+    result = json.loads(out.read_text())
+    assert result['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=False)
+    # --amp (issue 18): the benchmark's own flag, every mode timed through the wrapper tools/train.py --amp uses
+    assert result['amp'] == 'mmkd.CPUAmpOptimWrapper (bfloat16)' and 'amp: mmkd.CPUAmpOptimWrapper' in proc.stdout
+    assert all(math.isfinite(m['median_s']) and m['median_s'] > 0 for m in result['modes'].values())
+
+
+def test_amp_train_step_runs_under_autocast_through_the_amp_wrapper():
+    """train_step(..., amp_device): the loss runs under the wrapper's autocast (bfloat16 on the CPU) and the step
+    updates the weights; without it, no autocast (what gpu_check.sh's bench-fp32 / bench-amp compare)."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location('benchmark_distill', osp.join(REPO, 'tools/analysis/benchmark_distill.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(4, 4))
+            self.seen = []
+
+        def loss(self, inputs, samples):
+            self.seen.append((torch.is_autocast_enabled('cpu'), (inputs @ self.w).dtype))
+            return dict(loss=(inputs @ self.w).float().pow(2).sum())
+
+        def parse_losses(self, losses):
+            return sum(losses.values()), {}
+
+    for amp, expected in ((torch.device('cpu'), (True, torch.bfloat16)), (None, (False, torch.float32))):
+        model = Tiny()
+        bench.train_step(model, 0.1, amp)(torch.ones(2, 4), None)
+        assert model.seen == [expected]
+        assert not torch.equal(model.w.detach(), torch.ones(4, 4))  # updated
 
 
 def test_benchmark_distill_refuses_a_config_that_is_not_roi_distill():

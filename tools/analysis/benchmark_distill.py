@@ -42,7 +42,7 @@ import json
 import platform
 import statistics
 import time
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from mmdet.structures import DetDataSample
@@ -136,10 +136,34 @@ def synthetic_batch(model: nn.Module, batch_size: int, width: int, height: int):
     return data['inputs'], data['data_samples']
 
 
-def train_step(model: nn.Module, lr: float) -> Callable:
-    """One step: ``model.loss``, backward, SGD (momentum 0.9, as in the configs) on the trainable parameters."""
+def amp_optim_wrapper(optimizer: torch.optim.Optimizer, device: torch.device):
+    """The optimizer wrapper ``tools/train.py --amp`` configures: mmengine's ``AmpOptimWrapper`` on CUDA (float16
+    autocast, dynamic loss scaling), ``mmkd.CPUAmpOptimWrapper`` on the CPU (bfloat16 autocast)."""
+    if device.type == 'cuda':
+        from mmengine.optim import AmpOptimWrapper
+        return AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic')
+    from mmkd.engine.optim_wrappers import CPUAmpOptimWrapper
+    return CPUAmpOptimWrapper(optimizer=optimizer)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The autocast type of :func:`amp_optim_wrapper` on ``device``."""
+    return torch.float16 if device.type == 'cuda' else torch.bfloat16
+
+
+def train_step(model: nn.Module, lr: float, amp_device: Optional[torch.device] = None) -> Callable:
+    """One step: ``model.loss``, backward, SGD (momentum 0.9, as in the configs) on the trainable parameters; with
+    ``amp_device``, through the mixed-precision wrapper of ``--amp`` (:func:`amp_optim_wrapper`)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    if amp_device is not None:
+        wrapper = amp_optim_wrapper(optimizer, amp_device)
+
+        def amp_step(inputs, samples):
+            with wrapper.optim_context(model):
+                loss, _ = model.parse_losses(model.loss(inputs, samples))
+            wrapper.update_params(loss)  # backward (scaled), step, zero_grad
+        return amp_step
 
     def step(inputs, samples):
         loss, _ = model.parse_losses(model.loss(inputs, samples))
@@ -228,6 +252,10 @@ def main() -> None:
                              'other: on a shared machine, load changes then hit every mode alike')
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES),
                         help='the modes to time (default: all); a ratio is reported when its modes are timed')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision as tools/train.py --amp: every training step through AmpOptimWrapper '
+                             '(CUDA: float16, dynamic loss scaling) or mmkd.CPUAmpOptimWrapper (CPU: bfloat16), the '
+                             'teacher forward under the same autocast')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -251,16 +279,19 @@ def main() -> None:
     torch.manual_seed(args.seed)
     inputs, samples = synthetic_batch(model, args.batch_size, *args.img_size)
 
+    amp = device if args.amp else None
+
     @torch.no_grad()
     def teacher_fwd(batch_inputs, data_samples):  # the teacher is in eval mode (RoIDistill.train)
-        model.teacher.extract_feat(model.teacher_inputs(batch_inputs))
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=args.amp):
+            model.teacher.extract_feat(model.teacher_inputs(batch_inputs))
 
     steps: Dict[str, Callable] = dict(
-        student=lambda: train_step(model.student, args.lr),
+        student=lambda: train_step(model.student, args.lr, amp),
         teacher_fwd=lambda: teacher_fwd,
-        mmrazor=lambda: train_step(stock, args.lr),
-        mmkd_nchw=lambda: train_step(nchw, args.lr),
-        mmkd=lambda: train_step(model, args.lr))
+        mmrazor=lambda: train_step(stock, args.lr, amp),
+        mmkd_nchw=lambda: train_step(nchw, args.lr, amp),
+        mmkd=lambda: train_step(model, args.lr, amp))
     results = {}
     timed = [m for m in MODES if m in args.modes]
     if args.interleave:
@@ -292,6 +323,8 @@ def main() -> None:
                                             for m in model.teacher.modules()),
                    channels_last=model.teacher_channels_last)
     info = dict(config=args.config, device=args.device, interleave=args.interleave,
+                amp=(('AmpOptimWrapper (float16, dynamic loss scale)' if device.type == 'cuda' else
+                      'mmkd.CPUAmpOptimWrapper (bfloat16)') if args.amp else None),
                 device_name=device_name(device), torch=torch.__version__,
                 mmkd_teacher=teacher,
                 threads=torch.get_num_threads(), img_size=[width, height], batch_size=args.batch_size,
@@ -300,7 +333,8 @@ def main() -> None:
                         'CPU torch.profiler allocation sum (operator granularity)') + ', above the pre-step allocation')
     print(f'{args.config}: {args.batch_size} x {width}x{height} images on {info["device_name"]} ({args.device}), '
           f'torch {torch.__version__}, {info["threads"]} threads; median of {repeats} steps after {args.warmup} '
-          f'warm-up; peak memory: {info["memory"]}; mmkd teacher: {teacher}')
+          f'warm-up; peak memory: {info["memory"]}; mmkd teacher: {teacher}'
+          + (f'; amp: {info["amp"]}' if args.amp else ''))
     print(f'{"mode":<12} {"s/step":>9} {"peak MiB":>9}')
     for mode, res in results.items():
         print(f'{mode:<12} {res["median_s"]:>9.4f} {res["peak_mib"]:>9.1f}')

@@ -200,66 +200,12 @@ if wants bench; then
     else
         BENCH=("$CONFIG" --device cuda --img-size 1333 800 --batch-size 2) BENCH_LIMIT=200
     fi
-    AMP_BENCH="import importlib.util, json, os, sys, torch
-spec = importlib.util.spec_from_file_location('benchmark_distill', 'tools/analysis/benchmark_distill.py')
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
-device = sys.argv[sys.argv.index('--device') + 1]
-
-
-def amp_wrapper(optimizer):  # what tools/train.py --amp configures
-    if device == 'cuda':
-        from mmengine.optim import AmpOptimWrapper
-        return AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic')  # float16, dynamic loss scaling
-    from mmkd.engine.optim_wrappers import CPUAmpOptimWrapper
-    return CPUAmpOptimWrapper(optimizer=optimizer)  # bfloat16
-
-
-def train_step(model, lr):
-    wrapper = amp_wrapper(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                          momentum=0.9, weight_decay=1e-4))
-
-    def step(inputs, samples):
-        with wrapper.optim_context(model):
-            loss, _ = model.parse_losses(model.loss(inputs, samples))
-        wrapper.update_params(loss)  # backward (scaled), step, zero_grad
-    return step
-
-
-synchronized = bench.synchronized
-
-
-def amp_synchronized(fn, dev):  # the teacher-forward mode under the same autocast
-    if fn.__name__ == 'teacher_fwd':
-        dtype = torch.float16 if device == 'cuda' else torch.bfloat16
-        teacher_fwd = fn
-
-        def fn(*args):
-            with torch.autocast(device, dtype=dtype):
-                teacher_fwd(*args)
-    return synchronized(fn, dev)
-
-
-bench.train_step, bench.synchronized = train_step, amp_synchronized
-sys.argv = ['tools/analysis/benchmark_distill.py'] + sys.argv[1:]
-bench.main()
-amp = 'AmpOptimWrapper (float16, dynamic loss scale)' if device == 'cuda' else 'mmkd.CPUAmpOptimWrapper (bfloat16)'
-out = sys.argv[sys.argv.index('--json') + 1]
-json.dump(dict(json.load(open(out)), amp=amp), open(out + '.tmp', 'w'), indent=2)
-os.replace(out + '.tmp', out)
-print('amp:', amp)"
     step bench-fp32 "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py "${BENCH[@]}" \
         --json "$OUT_DIR/bench_fp32.json"
-    # mixed precision: the benchmark's own --amp if it has one, else the benchmark with its training steps through
-    # the optimizer wrapper --amp configures (GPU: AmpOptimWrapper, float16 + loss scaling; CPU: CPUAmpOptimWrapper,
-    # bfloat16) and its teacher forward under the same autocast (not the model build: BatchNorm folding checks fp32)
-    if [ "$MODE" != dry ] && "$VPY" tools/analysis/benchmark_distill.py --help 2>/dev/null | grep -q -- '--amp'; then
-        step bench-amp "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py "${BENCH[@]}" \
-            --amp --json "$OUT_DIR/bench_amp.json"
-    else
-        step bench-amp "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" -c "$AMP_BENCH" "${BENCH[@]}" \
-            --json "$OUT_DIR/bench_amp.json"
-    fi
+    # mixed precision as tools/train.py --amp (GPU: AmpOptimWrapper, float16 + loss scaling; CPU:
+    # CPUAmpOptimWrapper, bfloat16), the teacher forward under the same autocast: the benchmark's own --amp
+    step bench-amp "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py "${BENCH[@]}" \
+        --amp --json "$OUT_DIR/bench_amp.json"
 fi
 
 if wants demo; then
