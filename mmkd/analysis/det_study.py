@@ -459,13 +459,13 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
     metric = {row: {r['seed']: r['metric'] for r in records} for row, records in rows.items()}
     head = ('| row | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std | Δ vs alone (paired) '
             '| Δ vs base (paired) | mAP50 | last-quarter Δ | s / run |')
-    lines = [head, '|' + '---|' * (len(seeds) + 9)]
+    lines = [head, '|' + '---|' * (len(seeds) + 8)]  # row, the seeds and 7 more columns
     if teacher is not None:
         lines.append(f'| {TEACHER_LABEL} (seed 0) | {f3(teacher["metric"])} |' + ' |' * (len(seeds) - 1) +
                      f' 1 | {f3(teacher["metric"])} | | | {f3(teacher["metrics"].get("coco/bbox_mAP_50"))} | '
                      f'{f3(last_quarter_change([teacher]))} | {teacher["seconds"]:.0f} |')
     elif ('teacher', 0) in failed:
-        lines.append(f'| {TEACHER_LABEL} (seed 0) | FAILED |' + ' |' * (len(seeds) + 7))
+        lines.append(f'| {TEACHER_LABEL} (seed 0) | FAILED |' + ' |' * (len(seeds) + 6))
     names = list(rows) + [f['method'] for f in failures if f['method'] not in rows and f['method'] != 'teacher']
     for row in dict.fromkeys(names):
         records = rows.get(row, [])

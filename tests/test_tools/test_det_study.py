@@ -149,6 +149,12 @@ def test_table_pairs_every_delta_by_seed_and_lists_missing_and_failed_runs():
     assert 'KD++ (ND + KD) (`nd`) seed 2: exit code 1' in text and '(log: /x/nd/seed2/train.log)' in text
     assert det_study.last_quarter_change(rows['kd']) == pytest.approx(0.04)
     assert 'missing' in det_study.table(None, dict(rows, kd=rows['kd'][:2]), [0, 1, 2]).split('KD (RoI logits)')[1]
+    # a well-formed markdown table: the separator and every row (a failed teacher's too) have the header's columns
+    teacher_failed = [dict(method='teacher', seed=0, log='/x/t.log', error='exit code 1')]
+    for seeds, out in (([0, 1, 2], text), ([0], det_study.table(None, rows, [0], teacher_failed))):
+        table_lines = [line for line in out.splitlines() if line.startswith('|')]
+        assert len({line.count('|') for line in table_lines}) == 1, table_lines
+        assert table_lines[0].count('|') == len(seeds) + 9  # row, the seeds and 7 more columns
 
 
 def test_bad_arguments_stop_at_once(capsys):
