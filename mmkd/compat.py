@@ -30,7 +30,7 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
    ``StopDistillHook(stop_epoch)`` before its 1.0.0 tag, but mmyolo's and mmpose's distillation configs still use
    the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
 6. :func:`setup_cpu_distributed` (called by the tools, not at import): distributed training and testing on a
-   machine without CUDA.
+   machine without CUDA; :func:`finish_distributed` ends such a run cleanly (barrier, then destroy the group).
 7. :func:`mmcv_ops_accept_bfloat16` (called by ``mmkd.CPUAmpOptimWrapper``, i.e. ``tools/train.py --amp`` on a
    machine without CUDA, not at import): mmcv 2.1.0's CPU ``nms`` and ``roi_align`` have no bfloat16 kernel.
 8. ``_format_configs_once``: mmengine formats the whole config with yapf each time ``Config.pretty_text`` is read,
@@ -212,8 +212,9 @@ def setup_cpu_distributed(cfg) -> None:
         init_dist(cfg.launcher, **dist_cfg)
     finally:
         torch.cuda.set_device = set_device
-    # Without this, gloo's threads can abort the process at interpreter exit ("terminate called without an
-    # active exception") after training has finished.
+    # A fallback for runs that end by an exception: the tools call finish_distributed() on success. Without a
+    # destroy_process_group, gloo's threads can abort the process at interpreter exit ("terminate called without
+    # an active exception") after training has finished.
     atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
@@ -225,6 +226,20 @@ def setup_cpu_distributed(cfg) -> None:
         wrapper = MODEL_WRAPPERS.get(wrapper)
     if wrapper is not None and issubclass(wrapper, DistributedDataParallel):
         cfg.model_wrapper_cfg.setdefault('device_ids', None)
+
+
+def finish_distributed() -> None:
+    """The end of patch 6, called by ``tools/train.py`` and ``tools/test.py`` after the run: every rank waits for
+    the others (a barrier), then destroys the process group while the interpreter is fully alive.
+
+    An ``atexit`` destroy alone was not enough: a rank that tore its group down at exit while another still held
+    pending gloo work aborted with ``terminate called without an active exception`` (SIGABRT, exit status -6)
+    after a finished two-process run, so ``dist_train.sh`` failed at random although training had succeeded.
+    No-op outside a distributed run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def has_bf16(args) -> bool:

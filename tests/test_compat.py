@@ -250,3 +250,26 @@ def test_config_text_is_formatted_once_per_content(monkeypatch):
     assert text == Config.__dict__['pretty_text'].fget.__wrapped__(cfg) and len(calls) == 2  # mmengine's own text
     cfg.merge_from_dict({'model.depth': 50})
     assert 'depth=50' in cfg.pretty_text and len(calls) == 3
+
+
+def test_finish_distributed_waits_for_every_rank_then_destroys_the_group(tmp_path):
+    """Two gloo ranks: rank 1 reaches finish_distributed 2 s after rank 0, which must wait for it (the barrier)
+    before both groups are destroyed; then the process exits normally (status 0, no abort)."""
+    code = f'''
+        import sys, time, torch.distributed as dist
+        from mmkd import compat
+        rank = int(sys.argv[1])
+        dist.init_process_group('gloo', init_method='file://{tmp_path}/store', rank=rank, world_size=2)
+        if rank == 1:
+            time.sleep(2)
+        start = time.time()
+        compat.finish_distributed()
+        assert not dist.is_initialized()
+        compat.finish_distributed()  # a no-op once destroyed
+        print(f'waited {{time.time() - start:.2f}}')
+        '''
+    procs = [subprocess.Popen([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code), str(r)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert float(outs[0].split('waited ')[-1]) >= 1.5, outs[0]

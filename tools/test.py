@@ -207,6 +207,7 @@ def main():
 
     # start testing
     runner.test()
+    compat.finish_distributed()
 
 
 if __name__ == '__main__':

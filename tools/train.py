@@ -168,6 +168,7 @@ def main():
 
     # start training
     runner.train()
+    compat.finish_distributed()
 
 
 if __name__ == '__main__':
