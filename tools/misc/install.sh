@@ -312,11 +312,14 @@ main() {  # the whole run is parsed before it starts: editing this file meanwhil
         [ "$DRY_RUN" = 1 ] || "$PY" -c "$MMCV_OK" || die "mmcv $MMCV_VERSION with ops does not import (see above)"
     fi
     # mmkd itself, editable, from this checkout (with the venv's setuptools < 81: mmengine needs pkg_resources).
+    # --use-pep517: without it pip runs setuptools' legacy `setup.py develop`, which since setuptools 80 calls pip
+    # again *with* build isolation, i.e. fetches setuptools and wheel from an index: that fails offline
+    # (PIP_NO_INDEX, the GPU machine's offline install) although the venv has every build requirement.
     # The check runs from / so that the checkout's own mmkd/ folder does not answer it.
     ROOT=$PWD
     (cd / && "$PY" -c "import importlib.util as u, os, sys; s = u.find_spec('mmkd')
 sys.exit(s is None or os.path.realpath(s.origin) != os.path.realpath(sys.argv[1]))" "$ROOT/mmkd/__init__.py") \
-        || pip_install -e . --no-build-isolation --no-deps
+        || pip_install -e . --no-build-isolation --use-pep517 --no-deps
     for extra in "$@"; do
         reqs_ok "$extra" || pip_install -r "$extra"
     done
