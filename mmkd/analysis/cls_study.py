@@ -1,25 +1,34 @@
-"""The CPU classification study: a resnet20 teacher, then resnet8 students (baseline, KD, KD++, NC, iCD) over
-several seeds on the synthetic 32x32 shapes set (10 classes), summarised as mean ± std of the final top-1 and the
-paired Δ against the baseline. The command line is ``tools/analysis/cls_study.py``.
+"""The CPU classification study: a resnet20 teacher, then resnet8 students (alone, KD, KD++, DKD, DKD++, NC alone
+and + KD, iCD as released, and iCD with the task at full weight if asked) over several seeds on the synthetic 32x32
+shapes set (10 classes), summarised as mean ± std of the final top-1 and the paired Δ against the student alone and
+against each method's base (KD for KD++, NC + KD and iCD; DKD for DKD++). The command line is
+``tools/analysis/cls_study.py``.
 
-    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp nc icd] \\
-        [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-test 5000] [--epochs E] [--teacher-epochs E] \\
-        [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] [--dry-run]
+    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \\
+        [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-heldout 2000] [--num-test 5000] [--epochs E] \\
+        [--teacher-epochs E] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] [--eval-on heldout]
+        [--dry-run]
 
-The data is generated (or reused) under ``--data-root``; the teacher (seed 0) trains once into ``--teacher-dir``
-(default ``<work-dir>/teacher``), each student into ``<work-dir>/<method>_seed<S>``, every run as a ``tools/train.py``
-subprocess (log: ``<run>/train.log``) through :class:`mmkd.analysis.study.StudyRunner`. A run whose final
-checkpoint and record (``<run>/study_run.json``: top-1, wall time, the command) match the present arguments is
-skipped, so an interrupted study resumes where it stopped; a failed run is listed with its log, the others go on
-and the command exits 1 at the end. The configs are
-``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py``. The results (``--out``
-markdown, the same name with ``.json``, and ``results.jsonl`` next to it for ``plot_study.py``) include the wall
-time of every run.
+The data is generated (or reused) under ``--data-root``: ``--num-train`` + ``--num-heldout`` training images, of
+which every run trains on the first ``--num-train`` (``CIFAR100(index_range=...)``), and ``--num-test`` test
+images, the reported split. ``--eval-on heldout`` evaluates on the held-out training images instead, for choosing
+the schedule (on the student-alone row) and tuning a method's weights (at most 4 values, one seed): never on the
+test images. Its runs go to ``<work-dir>_heldout`` (default ``work_dirs/cls_study_heldout``) and share the
+reported study's teacher (``work_dirs/cls_study/teacher``), whose training never sees the held-out images.
+
+The teacher (seed 0) trains once into ``--teacher-dir``, each student into ``<work-dir>/<method>_seed<S>``, every
+run as a ``tools/train.py`` subprocess (log: ``<run>/train.log``) through :class:`mmkd.analysis.study.StudyRunner`.
+A run whose final checkpoint and record (``<run>/study_run.json``: top-1, wall time, the command) match the
+present arguments is skipped, so an interrupted study resumes where it stopped; a failed run is listed with its
+log, the others go on and the command exits 1 at the end. The configs are
+``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py`` (:data:`ROWS`). The
+results (``--out`` markdown, the same name with ``.json``, and ``results.jsonl`` next to it for ``plot_study.py``)
+include the wall time of every run and the whole study's.
 
 ``--variant NAME METHOD KEY=VALUE ...`` (repeatable) adds a row NAME: METHOD's config with those
-``--cfg-options`` (trained into ``<work-dir>/<NAME>_seed<S>``), e.g. a loss-weight sweep::
+``--cfg-options`` (trained into ``<work-dir>/<NAME>_seed<S>``, compared with METHOD's base), e.g. a weight::
 
-    python tools/analysis/cls_study.py --methods baseline nc \\
+    python tools/analysis/cls_study.py --eval-on heldout --seeds 0 --methods nc \\
         --variant nc_w0.1 nc model.distiller.distill_losses.loss_nc.loss_weight=0.1
 """
 import argparse
@@ -31,6 +40,8 @@ import platform
 import shlex
 import statistics
 import sys
+import time
+from collections import namedtuple
 from typing import Dict, Mapping, Optional
 
 from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, paired_delta, relpath,
@@ -38,22 +49,43 @@ from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value
 
 CONFIG_DIR = 'configs/cls/synthetic'
 TEACHER = 'res20_teacher_synthetic.py'
-METHODS = dict(baseline='res8_baseline_synthetic.py', kd='kd_res20_res8_synthetic.py',
-               kdpp='kdpp_res20_res8_synthetic.py', nc='nc_res20_res8_synthetic.py',
-               icd='icd_res20_res8_synthetic.py')
+Row = namedtuple('Row', 'config label base')
+# row -> (config, label, paired base: the row the method adds to); every row is also compared with the student alone
+ROWS = dict(
+    baseline=Row('res8_baseline_synthetic.py', 'student resnet8 alone', None),
+    kd=Row('kd_res20_res8_synthetic.py', 'KD', 'baseline'),
+    kdpp=Row('kdpp_res20_res8_synthetic.py', 'KD++ (ND + KD)', 'kd'),
+    dkd=Row('dkd_res20_res8_synthetic.py', 'DKD', 'baseline'),
+    dkdpp=Row('dkdpp_res20_res8_synthetic.py', 'DKD++ (ND + DKD)', 'dkd'),
+    nc=Row('nc_res20_res8_synthetic.py', 'NC alone [PROPOSAL]', 'baseline'),
+    nc_kd=Row('nc_kd_res20_res8_synthetic.py', 'NC + KD [PROPOSAL]', 'kd'),
+    icd=Row('icd_res20_res8_synthetic.py', 'iCD as released (0.1 CE + 0.9 KD + iCD)', 'kd'),
+    icd_full=Row('icd_full_res20_res8_synthetic.py', 'iCD, task at full weight (CE 1 + 0.9 KD + iCD)', 'kd'),
+)
+# the study's rows, fixed before any result (iCD with the task at full weight only if the held-out split favours it)
+STUDY_ROWS = ['baseline', 'kd', 'kdpp', 'dkd', 'dkdpp', 'nc', 'nc_kd', 'icd']
+METHODS = {name: row.config for name, row in ROWS.items()}
+STUDENT_ALONE = 'baseline'
 METRIC = 'accuracy/top1'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
-    parser.add_argument('--work-dir', default='work_dirs/cls_study')
-    parser.add_argument('--data-root', help='synthetic data folder (default: <work-dir>/data)')
-    parser.add_argument('--teacher-dir', help='the teacher\'s work dir (default: <work-dir>/teacher); a teacher '
-                        'that an earlier study trained there on the same data and epochs is reused')
-    parser.add_argument('--num-train', type=int, default=10000, help='training images')
-    parser.add_argument('--num-test', type=int, default=5000, help='test images')
+    parser.add_argument('--methods', nargs='+', default=list(STUDY_ROWS), choices=list(ROWS),
+                        help=f'student rows (default: {" ".join(STUDY_ROWS)})')
+    parser.add_argument('--work-dir', help='default: work_dirs/cls_study (+ _heldout with --eval-on heldout)')
+    parser.add_argument('--data-root', help='synthetic data folder (default: work_dirs/cls_study/data, or '
+                        '<work-dir>/data when --work-dir is given)')
+    parser.add_argument('--teacher-dir', help='the teacher\'s work dir (default: work_dirs/cls_study/teacher, or '
+                        '<work-dir>/teacher when --work-dir is given); a teacher that an earlier study trained '
+                        'there on the same data and epochs is reused')
+    parser.add_argument('--num-train', type=int, default=10000, help='training images (every run trains on these)')
+    parser.add_argument('--num-heldout', type=int, default=2000,
+                        help='more training-distribution images, never trained on: the --eval-on heldout split')
+    parser.add_argument('--num-test', type=int, default=5000, help='test images (the reported split)')
+    parser.add_argument('--eval-on', choices=['test', 'heldout'], default='test',
+                        help='heldout: evaluate on the held-out training images (for tuning; never tune on test)')
     parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
     parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
@@ -66,21 +98,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
     args = parser.parse_args(argv)
     args.rows = {m: (METHODS[m], []) for m in args.methods}  # row name -> (config, extra --cfg-options)
+    args.bases = {m: ROWS[m].base for m in args.methods}  # row name -> the row it is compared with
+    args.labels = {m: ROWS[m].label for m in args.methods}
     for name, *rest in args.variant:
         if len(rest) < 2 or rest[0] not in METHODS or any('=' not in opt for opt in rest[1:]):
             parser.error(f'--variant {name} {" ".join(rest)}: expected NAME METHOD KEY=VALUE [KEY=VALUE ...] with '
                          f'METHOD in {list(METHODS)}')
-        if name in args.rows or name == 'teacher':
+        if name in args.rows or name in ROWS or name == 'teacher':
             parser.error(f'--variant {name}: the name is taken; choose another')
         args.rows[name] = (METHODS[rest[0]], rest[1:])
+        args.bases[name] = ROWS[rest[0]].base
+        args.labels[name] = f'{ROWS[rest[0]].label}, {" ".join(rest[1:])}'
     for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads', 'jobs'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    if args.num_heldout < 0 or (args.eval_on == 'heldout' and args.num_heldout < 1):
+        parser.error('--num-heldout must be >= 0, and >= 1 with --eval-on heldout')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds lists a seed twice: {args.seeds}')
-    args.work_dir = osp.abspath(args.work_dir)
-    args.data_root = osp.abspath(args.data_root or osp.join(args.work_dir, 'data'))
-    args.teacher_dir = osp.abspath(args.teacher_dir or osp.join(args.work_dir, 'teacher'))
+    shared = args.work_dir or 'work_dirs/cls_study'  # the reported study's folder: its data and teacher
+    args.work_dir = osp.abspath(args.work_dir or shared + ('_heldout' if args.eval_on == 'heldout' else ''))
+    args.data_root = osp.abspath(args.data_root or osp.join(shared, 'data'))
+    args.teacher_dir = osp.abspath(args.teacher_dir or osp.join(shared, 'teacher'))
     args.out = osp.abspath(args.out or osp.join(args.work_dir, 'results.md'))
     return args
 
@@ -90,11 +129,21 @@ def max_epochs(config: str, override) -> int:
     return override or Config.fromfile(osp.join(REPO, config)).train_cfg.max_epochs
 
 
-def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None, extra=()) -> list:
-    """``tools/train.py`` with the data root, seed, (optional) epochs and teacher checkpoint overridden, then
-    the ``extra`` options."""
+def heldout_options(args) -> list:
+    """--cfg-options that evaluate on the held-out training images (those after the first ``num_train``)."""
+    span = f'[{args.num_train},{args.num_train + args.num_heldout}]'
+    return [f'{loader}.dataset.{key}' for loader in ('val_dataloader', 'test_dataloader')
+            for key in ('split=train', f'index_range={span}', 'test_mode=True')]
+
+
+def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None, extra=(),
+                  evaluate_on_heldout: bool = False) -> list:
+    """``tools/train.py`` with the data root, the training images (the first ``num_train``), the evaluation split,
+    seed, (optional) epochs and teacher checkpoint overridden, then the ``extra`` options."""
     opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
                                                                           'test_dataloader')]
+    opts.append(f'train_dataloader.dataset.index_range=[0,{args.num_train}]')  # never the held-out images
+    opts += heldout_options(args) if evaluate_on_heldout else []
     opts.append(f'randomness.seed={seed}')
     if args.deterministic:
         opts.append('randomness.deterministic=True')
@@ -126,16 +175,23 @@ def collect(work_dir: str, epochs: int) -> Optional[dict]:
     return dict(metric_name=METRIC, metric=top1, top1=top1)
 
 
-def summarise(top1: Mapping[str, Mapping[int, float]], seeds, baseline: Optional[str] = 'baseline') -> dict:
-    """Per row: its seeds' ``n``, ``mean``, sample ``std`` (ddof=1; None for one seed), the seeds ``missing``
-    and the paired Δ against ``baseline`` over the seeds both have (``delta``, its standard error ``delta_se``
-    and ``delta_n``; None where there is no baseline)."""
+def summarise(top1: Mapping[str, Mapping[int, float]], seeds, baseline: Optional[str] = STUDENT_ALONE,
+              bases: Optional[Mapping[str, Optional[str]]] = None) -> dict:
+    """Per row: its seeds' ``n``, ``mean``, sample ``std`` (ddof=1; None for one seed), the seeds ``missing``,
+    the paired Δ against ``baseline`` over the seeds both have (``delta``, its standard error ``delta_se`` and
+    ``delta_n``; None where there is no baseline) and the same against the row's base (``bases[row]``, e.g. KD for
+    KD++: ``base``, ``base_delta``, ``base_delta_se``, ``base_delta_n``, ``base_delta_text``)."""
     out = {}
     for method, values in top1.items():
         stats = seed_summary(values, seeds)
         d = paired_delta(values, top1[baseline], seeds) if baseline in top1 else None
+        base = (bases or {}).get(method)
+        b = paired_delta(values, top1[base], seeds) if base in top1 else None
         out[method] = dict(stats, delta=d and d['mean'], delta_se=d and d['se'], delta_n=d and d['n'],
-                           delta_text=format_delta(d, '.2f') if d else '')
+                           delta_text=format_delta(d, '.2f') if d else '', base=base,
+                           base_delta=b and b['mean'], base_delta_se=b and b['se'], base_delta_n=b and b['n'],
+                           base_delta_text=f'{format_delta(b, ".2f")} vs {base}' if b else
+                           (f'n/a ({base} not run)' if base else ''))
     return out
 
 
@@ -145,12 +201,14 @@ def fmt(x, spec='.2f', signed=False) -> str:
 
 def write_results(results: dict, out: str) -> str:
     t, seeds = results['teacher'], results['seeds']
+    split = (f'{results["data"]["num_heldout"]} held-out training images (tuning split)'
+             if results['eval_on'] == 'heldout' else f'{results["data"]["num_test"]} test images')
     lines = [f'# Classification study: {results["setup"]}', '',
-             f'Final top-1 (%) on the {results["data"]["num_test"]} test images, after the last epoch.', '',
+             f'Final top-1 (%) on the {split}, after the last epoch.', '',
              '| method | config | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std '
-             '| Δ vs baseline (paired) | wall (s/run) |', '|' + '---|' * (len(seeds) + 6),
+             '| Δ vs baseline (paired) | Δ vs base (paired) | wall (s/run) |', '|' + '---|' * (len(seeds) + 7),
              f'| teacher (seed {t["seed"]}) | {t["config"]} | {fmt(t["top1"]) if t["top1"] is not None else "FAILED"} |'
-             + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | {fmt(t["wall_s"], ".0f")} |']
+             + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | | {fmt(t["wall_s"], ".0f")} |']
     failed = {(f['method'], f['seed']) for f in results['failures']}
     for method, r in results['methods'].items():
         walls = [w for w in r['wall_s'] if w is not None]
@@ -158,14 +216,18 @@ def write_results(results: dict, out: str) -> str:
                  for s, v in zip(seeds, r['top1'])]
         std = f' ± {fmt(r["std"])}' if r['std'] is not None else ''
         lines.append(f'| {method} | {r["config"]} | ' + ' | '.join(cells) + f' | {r["n"]} | {fmt(r["mean"])}{std} | '
-                     f'{r["delta_text"]} | {fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
+                     f'{r["delta_text"]} | {r["base_delta_text"]} | '
+                     f'{fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
     lines += ['', 'std: sample standard deviation over seeds (ddof=1). Δ (paired): mean over the seeds both rows '
-              'have of (row - baseline) at the same seed ± its standard error (sample std / sqrt(n)), n seeds.']
+              'have of (row - reference) at the same seed ± its standard error (sample std / sqrt(n)), n seeds; '
+              '"vs base": against the row the method adds to (KD for KD++, NC + KD and iCD; DKD for DKD++).', '',
+              'Rows: ' + '; '.join(f'{m}: {r["label"]}' for m, r in results['methods'].items()) + '.']
     if results['failures']:
         lines += ['', f'Failed runs ({len(results["failures"])}):', '']
         lines += [f'- {f["method"]} seed {f["seed"]}: {f["error"]} (log: {relpath(f["log"])})'
                   for f in results['failures']]
-    lines += ['', f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '']
+    lines += ['', f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '',
+              f'Total time: {results["total_s"]:.0f} s ({results["total_s"] / 60:.1f} min).', '']
     text = '\n'.join(lines)
     os.makedirs(osp.dirname(out), exist_ok=True)
     with open(out, 'w') as f:
@@ -177,7 +239,8 @@ def write_results(results: dict, out: str) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    data = dict(num_train=args.num_train, num_test=args.num_test)
+    start = time.perf_counter()
+    data = dict(num_train=args.num_train, num_heldout=args.num_heldout, num_test=args.num_test)
     t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', args.teacher_dir
     t_epochs = max_epochs(t_cfg, args.teacher_epochs)
     t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs)
@@ -192,14 +255,16 @@ def main(argv=None) -> dict:
         for seed in args.seeds:
             work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
             cmd = train_command(f'{CONFIG_DIR}/{config}', work_dir, seed, args, args.epochs,
-                                None if student_only else t_ckpt, extra)
+                                None if student_only else t_ckpt, extra, args.eval_on == 'heldout')
             key = dict(cmd=cmd[1:], data=data, **({} if student_only else dict(teacher=t_key)))
             jobs.append(Job(method, seed, cmd, work_dir, key, collect=lambda wd, e=epochs[method]: collect(wd, e),
-                            needs=None if student_only else ('teacher', 0), info=dict(info, config=config)))
+                            needs=None if student_only else ('teacher', 0),
+                            info=dict(info, config=config, label=args.labels[method])))
     results_file = osp.join(osp.dirname(args.out), 'results.jsonl')
     if not args.dry_run:
         from mmkd.datasets.synthetic import generate_cifar_like
-        generate_cifar_like(args.data_root, seed=0, num_classes=10, num_workers=args.threads, **data)
+        generate_cifar_like(args.data_root, seed=0, num_classes=10, num_workers=args.threads,
+                            num_train=args.num_train + args.num_heldout, num_test=args.num_test)
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     runner = StudyRunner(jobs=args.jobs, threads=args.threads, dry_run=args.dry_run,
                          results_file=None if args.dry_run else results_file)
@@ -212,17 +277,17 @@ def main(argv=None) -> dict:
                 f.write(json.dumps(runs[job.id]) + '\n')
     top1: Dict[str, Dict[int, float]] = {m: {s: runs[m, s]['top1'] for s in args.seeds if (m, s) in runs}
                                          for m in args.rows}
-    stats = summarise(top1, args.seeds)
+    stats = summarise(top1, args.seeds, bases=args.bases)
     teacher = runs.get(('teacher', 0), {})
     import torch
     results = dict(
         setup=f'resnet20 teacher (epochs: {t_epochs}) -> resnet8 students '
               f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic 32x32 shapes '
               f'(10 classes, {args.num_train} training images)',
-        data=dict(root=args.data_root, **data), seeds=args.seeds,
+        data=dict(root=args.data_root, **data), seeds=args.seeds, eval_on=args.eval_on,
         teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'),
                      wall_s=teacher.get('seconds')),
-        methods={m: dict(config=' '.join([cfg, *extra]), epochs=epochs[m],
+        methods={m: dict(config=' '.join([cfg, *extra]), label=args.labels[m], epochs=epochs[m],
                          top1=[top1[m].get(s) for s in args.seeds],
                          wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in args.seeds], **stats[m])
                  for m, (cfg, extra) in args.rows.items()},
@@ -231,7 +296,8 @@ def main(argv=None) -> dict:
                             *(sys.argv[1:] if argv is None else argv)]),
         machine=f'{platform.platform()}, {cpu_name()}, {os.cpu_count()} CPUs, {args.jobs} run(s) side by side x '
                 f'{args.threads} torch threads per run, torch {torch.__version__}, '
-                f'python {platform.python_version()}')
+                f'python {platform.python_version()}',
+        total_s=time.perf_counter() - start)
     print(write_results(results, args.out))
     return results
 

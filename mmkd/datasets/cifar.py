@@ -54,15 +54,23 @@ class CIFAR100(BaseDataset):
         test_mode: defaults to ``split == 'test'``.
         missing_hint: what to tell the user when the files are missing, instead of how to download CIFAR-100
             (e.g. the synthetic configs name the generator command); ``{data_root}`` is replaced by ``data_root``.
+        index_range: ``(start, stop)``: only the split's samples ``start <= i < stop`` (e.g. training on the first
+            images of the train split and tuning on the ones after them). ``None``: all of them.
         kwargs: the rest of mmengine's ``BaseDataset`` (``indices``, ``lazy_init``, ...).
     """
 
     def __init__(self, data_root: str = 'data/cifar100', split: str = 'train',
                  pipeline: Sequence[Union[dict, Any]] = (), test_mode: Optional[bool] = None,
-                 metainfo: Optional[dict] = None, missing_hint: Optional[str] = None, **kwargs) -> None:
+                 metainfo: Optional[dict] = None, missing_hint: Optional[str] = None,
+                 index_range: Optional[Sequence[int]] = None, **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"CIFAR100: split must be 'train' or 'test', got {split!r}.")
-        self.split, self.missing_hint = split, missing_hint
+        if index_range is not None:
+            if len(index_range) != 2 or not 0 <= int(index_range[0]) < int(index_range[1]):
+                raise ValueError(f'CIFAR100: index_range must be (start, stop) with 0 <= start < stop, got '
+                                 f'{index_range!r}.')
+            index_range = (int(index_range[0]), int(index_range[1]))
+        self.split, self.missing_hint, self.index_range = split, missing_hint, index_range
         kwargs.setdefault('serialize_data', False)  # samples are views into one array; nothing to gain
         super().__init__(data_root=data_root, pipeline=build_transforms(pipeline), metainfo=metainfo,
                          test_mode=split == 'test' if test_mode is None else test_mode, **kwargs)
@@ -93,5 +101,9 @@ class CIFAR100(BaseDataset):
             raise ValueError(f'{osp.join(folder, self.split)}: labels must lie in [0, {num_classes}) (the meta '
                              f"file names {num_classes} classes), got [{split['gt_label'].min()}, "
                              f"{split['gt_label'].max()}].")
-        return [dict(img=img, gt_label=int(label), sample_idx=i)
-                for i, (img, label) in enumerate(zip(split['img'], split['gt_label']))]
+        start, stop = self.index_range or (0, len(split['gt_label']))
+        if stop > len(split['gt_label']):
+            raise ValueError(f'CIFAR100: index_range {self.index_range} reaches past the '
+                             f"{len(split['gt_label'])} samples of {osp.join(folder, self.split)}: generate more "
+                             f'images or lower the range.')
+        return [dict(img=split['img'][i], gt_label=int(split['gt_label'][i]), sample_idx=i) for i in range(start, stop)]

@@ -122,3 +122,25 @@ def test_reads_the_synthetic_generator_output(tmp_path):
         dict(type='PackClsInputs')]))
     assert len(ds) == 8 and len(ds.metainfo['classes']) == 3
     assert set(int(ds[i]['data_samples'].gt_label) for i in range(8)) <= {0, 1, 2}
+
+
+def test_index_range_keeps_a_slice_of_the_split(tmp_path):
+    """Training on the first images of the train split and tuning on the ones after them (cls_study --eval-on
+    heldout): disjoint slices of the file's samples, in order; ranges out of bounds are refused."""
+    splits = write_official(tmp_path, n_train=6)
+    imgs, labels = splits['train']
+    pack = [dict(type='PackClsInputs')]
+    first = DATASETS.build(dict(type='CIFAR100', data_root=str(tmp_path), index_range=[0, 4], pipeline=pack))
+    rest = DATASETS.build(dict(type='CIFAR100', data_root=str(tmp_path), index_range=(4, 6), test_mode=True,
+                               pipeline=pack))
+    assert len(first) == 4 and len(rest) == 2 and rest.test_mode
+    for ds, idx in ((first, range(4)), (rest, range(4, 6))):
+        for j, i in enumerate(idx):
+            item = ds[j]
+            assert item['data_samples'].gt_label.tolist() == [labels[i]]
+            np.testing.assert_array_equal(item['inputs'].permute(1, 2, 0).numpy(), imgs[i])
+    with pytest.raises(ValueError, match=r'reaches past the 6 samples'):
+        DATASETS.build(dict(type='CIFAR100', data_root=str(tmp_path), index_range=[4, 7]))
+    for bad in ([3, 3], [-1, 2], [1]):
+        with pytest.raises(ValueError, match='index_range must be'):
+            DATASETS.build(dict(type='CIFAR100', data_root=str(tmp_path), index_range=bad))

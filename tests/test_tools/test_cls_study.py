@@ -140,9 +140,11 @@ def test_summary_statistics_and_final_top1(tmp_path):
         study.parse_args(['--epochs', '0'])
 
 
-@pytest.mark.parametrize('method', ['baseline', 'kd', 'kdpp', 'nc', 'icd'])
+@pytest.mark.parametrize('method', list(cls_study.ROWS))
 def test_study_configs_build(method):
-    """Each study config builds a resnet8 student (and a resnet20 teacher) on 10 classes; KD is KD++ minus ND."""
+    """Each study config builds a resnet8 student (and a resnet20 teacher) on 10 classes with its losses: KD is
+    KD++ minus ND, DKD is DKD++ minus ND, NC + KD is NC plus KD; iCD as released weighs the task 0.1, the other
+    iCD row 1.0."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
@@ -159,6 +161,72 @@ def test_study_configs_build(method):
     if method != 'baseline':
         assert all(len(stage) == 3 for stage in model.teacher.backbone.layers)  # resnet20
         losses = set(model.distiller.distill_losses)
-        assert losses == dict(kd={'loss_kd'}, kdpp={'loss_kd', 'loss_nd'}, nc={'loss_nc'},
-                              icd={'loss_kd', 'loss_icd'})[method]
-        assert (model.class_means is not None) == (method in ('kdpp', 'nc'))
+        assert losses == dict(kd={'loss_kd'}, kdpp={'loss_kd', 'loss_nd'}, dkd={'loss_dkd'},
+                              dkdpp={'loss_dkd', 'loss_nd'}, nc={'loss_nc'}, nc_kd={'loss_nc', 'loss_kd'},
+                              icd={'loss_kd', 'loss_icd'}, icd_full={'loss_kd', 'loss_icd'})[method]
+        assert (model.class_means is not None) == (method in ('kdpp', 'dkdpp', 'nc', 'nc_kd'))
+        if method in ('kd', 'kdpp', 'dkd', 'dkdpp'):  # the papers' 20-epoch warm-up rounds to none at 6 epochs
+            assert cfg.model.get('loss_warmup') is None
+    ce = student.head.loss_module.loss_weight if hasattr(student.head, 'loss_module') else None
+    if method.startswith('icd'):
+        assert ce == (0.1 if method == 'icd' else 1.0)
+
+
+def test_heldout_split_trains_on_the_first_images_and_evaluates_on_the_rest(tmp_path):
+    """--eval-on heldout: the students evaluate on the training images after the first --num-train (never the test
+    images), in <work-dir>_heldout by default, and share the reported study's teacher, whose command (training on
+    the first --num-train, validating on the test images) is the reported study's."""
+    args = ['--num-train', '100', '--num-heldout', '20', '--seeds', '0', '--methods', 'baseline', 'kdpp', '--dry-run']
+    reported = _study('--work-dir', str(tmp_path / 'study'), *args).strip().splitlines()
+    tuning = _study('--work-dir', str(tmp_path / 'study'), '--teacher-dir', str(tmp_path / 'study' / 'teacher'),
+                    '--eval-on', 'heldout', *args).strip().splitlines()
+    assert tuning[0] == reported[0]  # the same teacher run
+    for line in reported + tuning:
+        assert 'train_dataloader.dataset.index_range=[0,100]' in line
+    heldout = [f'{loader}.dataset.{opt}' for loader in ('val_dataloader', 'test_dataloader')
+               for opt in ('split=train', 'index_range=[100,120]', 'test_mode=True')]
+    for line in tuning[1:]:
+        assert all(opt in line for opt in heldout), line
+    for line in reported + tuning[:1]:
+        assert 'split=train' not in line and 'index_range=[100,120]' not in line
+    defaults = cls_study.parse_args(['--eval-on', 'heldout'])
+    assert defaults.work_dir.endswith('work_dirs/cls_study_heldout')
+    assert defaults.teacher_dir.endswith('work_dirs/cls_study/teacher')
+    assert defaults.data_root.endswith('work_dirs/cls_study/data')
+    assert cls_study.parse_args([]).work_dir.endswith('work_dirs/cls_study')
+    with pytest.raises(SystemExit):
+        cls_study.parse_args(['--eval-on', 'heldout', '--num-heldout', '0'])
+
+
+def test_new_rows_train_and_are_compared_with_their_bases(tmp_path):
+    """DKD, DKD++ and NC + KD train (1 epoch, tiny data, held-out evaluation); the table compares each with its
+    base: DKD++ with DKD, NC + KD with KD (the student alone is not run here: named as such)."""
+    work_dir = tmp_path / 'study'
+    out = _study('--work-dir', str(work_dir), '--num-train', '64', '--num-heldout', '32', '--num-test', '16',
+                 '--epochs', '1', '--teacher-epochs', '1', '--seeds', '0', '--threads', '1', '--eval-on', 'heldout',
+                 '--methods', 'kd', 'dkd', 'dkdpp', 'nc_kd', '--jobs', '2')
+    results = json.loads((work_dir / 'results.json').read_text())
+    assert results['eval_on'] == 'heldout' and results['data']['num_heldout'] == 32 and results['total_s'] > 0
+    methods = results['methods']
+    assert {m: methods[m]['base'] for m in methods} == dict(kd='baseline', dkd='baseline', dkdpp='dkd', nc_kd='kd')
+    assert methods['kd']['base_delta_text'] == 'n/a (baseline not run)'
+    for m, base in (('dkdpp', 'dkd'), ('nc_kd', 'kd')):
+        assert methods[m]['base_delta'] == pytest.approx(methods[m]['top1'][0] - methods[base]['top1'][0])
+        assert f'(n=1) vs {base} |' in out
+    assert 'Final top-1 (%) on the 32 held-out training images (tuning split)' in out and 'Total time: ' in out
+    from mmengine.config import Config
+    for m in methods:  # every run trained on the first 64 images and evaluated on the held-out ones
+        cfg = Config.fromfile(str(next((work_dir / f'{m}_seed0').glob('*_synthetic.py'))))
+        assert list(cfg.train_dataloader.dataset.index_range) == [0, 64], m
+        for loader in (cfg.val_dataloader, cfg.test_dataloader):
+            assert loader.dataset.split == 'train' and list(loader.dataset.index_range) == [64, 96], m
+
+
+def test_summary_compares_each_row_with_its_base():
+    values = dict(baseline={0: 50.0, 1: 52.0}, kd={0: 55.0, 1: 54.0}, kdpp={0: 56.0, 1: 53.0}, dkdpp={0: 60.0})
+    stats = cls_study.summarise(values, [0, 1], bases=dict(kd='baseline', kdpp='kd', dkdpp='dkd'))
+    assert stats['kdpp']['base_delta'] == pytest.approx(0.0) and stats['kdpp']['base_delta_n'] == 2
+    assert stats['kdpp']['base_delta_se'] == pytest.approx(1.0)  # diffs +1, -1: sd sqrt(2), se 1
+    assert stats['kdpp']['base_delta_text'] == '+0.00 ± 1.00 (n=2) vs kd'
+    assert stats['dkdpp']['base_delta'] is None and stats['dkdpp']['base_delta_text'] == 'n/a (dkd not run)'
+    assert stats['baseline']['base'] is None and stats['baseline']['base_delta_text'] == ''
