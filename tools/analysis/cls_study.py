@@ -1,7 +1,8 @@
 """The CPU classification study (resnet20 teacher, resnet8 students x seeds, paired statistics): a thin command
 line over :mod:`mmkd.analysis.cls_study`; ``--help`` tells the options.
 
-    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp nc icd] [--dry-run]
+    python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \
+        [--eval-on heldout] [--dry-run]
 """
 import os.path as osp
 import sys
