@@ -157,22 +157,33 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
     return [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
 
 
-def final_top1(work_dir: str, epochs: int) -> Optional[float]:
-    """Top-1 of the validation after the last epoch, from the newest run's mmengine ``scalars.json``."""
+def val_history(work_dir: str) -> list:
+    """The validation records (top-1 and whatever else was logged with it, e.g. ``DistillMetricsHook``'s NC
+    metrics; ``step`` = epoch) of the newest mmengine log of ``work_dir`` that has any."""
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
         with open(path) as f:
-            vals = [r for r in map(json.loads, f) if METRIC in r and r.get('step') == epochs]
-        if vals:
-            return vals[-1][METRIC]
-    return None
+            records = [r for r in map(json.loads, f) if METRIC in r]
+        if records:
+            return records
+    return []
+
+
+def final_top1(work_dir: str, epochs: int) -> Optional[float]:
+    """Top-1 of the validation after the last epoch, from the newest run's mmengine ``scalars.json``."""
+    vals = [r for r in val_history(work_dir) if r.get('step') == epochs]
+    return vals[-1][METRIC] if vals else None
 
 
 def collect(work_dir: str, epochs: int) -> Optional[dict]:
-    """The final top-1 of a finished run (its last checkpoint there), else ``None``."""
+    """The final top-1 of a finished run (its last checkpoint there), its final validation metrics and their
+    history (for ``plot_study.py``'s curves and the plateau check), else ``None``."""
     top1 = final_top1(work_dir, epochs)
     if top1 is None or not osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
         return None
-    return dict(metric_name=METRIC, metric=top1, top1=top1)
+    history = val_history(work_dir)
+    final = [r for r in history if r.get('step') == epochs][-1]
+    return dict(metric_name=METRIC, metric=top1, top1=top1, history=history,
+                metrics={k: v for k, v in final.items() if k.startswith(('accuracy/', 'nc/', 'distill/'))})
 
 
 def summarise(top1: Mapping[str, Mapping[int, float]], seeds, baseline: Optional[str] = STUDENT_ALONE,

@@ -54,6 +54,9 @@ def test_tiny_study_trains_summarises_and_resumes(tmp_path):
     runs = [json.loads(line) for line in (work_dir / 'results.jsonl').read_text().splitlines()]  # for plot_study
     assert [(r['study'], r['method'], r['seed']) for r in runs] == [('cls', 'teacher', 0), ('cls', 'baseline', 0),
                                                                      ('cls', 'kd', 0)]
+    for r in runs:  # the validation history (plot_study's curves) and the final metrics come with each run
+        assert [h['step'] for h in r['history']] == [1] and r['history'][-1]['accuracy/top1'] == r['metric']
+        assert r['metrics']['accuracy/top1'] == r['metric'] and 'accuracy/top5' in r['metrics']
 
     # a second call finds every run finished and trains nothing
     again = _study('--work-dir', str(work_dir), *TINY)
