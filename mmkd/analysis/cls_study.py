@@ -6,8 +6,8 @@ against each method's base (KD for KD++, NC + KD and iCD; DKD for DKD++). The co
 
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \\
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-heldout 2000] [--num-test 5000] [--epochs E] \\
-        [--teacher-epochs E] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] [--eval-on heldout]
-        [--dry-run]
+        [--teacher-epochs E] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] \\
+        [--eval-on heldout] [--dry-run]
 
 The data is generated (or reused) under ``--data-root``: ``--num-train`` + ``--num-heldout`` training images, of
 which every run trains on the first ``--num-train`` (``CIFAR100(index_range=...)``), and ``--num-test`` test
