@@ -32,7 +32,6 @@ include the wall time of every run and the whole study's.
         --variant nc_w0.1 nc model.distiller.distill_losses.loss_nc.loss_weight=0.1
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -42,14 +41,16 @@ import statistics
 import sys
 import time
 from collections import namedtuple
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, paired_delta, relpath,
-                    seed_summary)
+                    seed_summary, validation_records)
 
 CONFIG_DIR = 'configs/cls/synthetic'
 TEACHER = 'res20_teacher_synthetic.py'
 Row = namedtuple('Row', 'config label base')
+# a row of a given study: a shipped row, or a --variant (its method's config and base, with extra --cfg-options)
+StudyRow = namedtuple('StudyRow', 'config extra label base')
 # row -> (config, label, paired base: the row the method adds to); every row is also compared with the student alone
 ROWS = dict(
     baseline=Row('res8_baseline_synthetic.py', 'student resnet8 alone', None),
@@ -97,18 +98,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         '(on a CPU, a fixed --threads is what makes reruns bit-identical)')
     parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
     args = parser.parse_args(argv)
-    args.rows = {m: (METHODS[m], []) for m in args.methods}  # row name -> (config, extra --cfg-options)
-    args.bases = {m: ROWS[m].base for m in args.methods}  # row name -> the row it is compared with
-    args.labels = {m: ROWS[m].label for m in args.methods}
+    args.rows = {m: StudyRow(ROWS[m].config, [], ROWS[m].label, ROWS[m].base) for m in args.methods}
     for name, *rest in args.variant:
         if len(rest) < 2 or rest[0] not in METHODS or any('=' not in opt for opt in rest[1:]):
             parser.error(f'--variant {name} {" ".join(rest)}: expected NAME METHOD KEY=VALUE [KEY=VALUE ...] with '
                          f'METHOD in {list(METHODS)}')
         if name in args.rows or name in ROWS or name == 'teacher':
             parser.error(f'--variant {name}: the name is taken; choose another')
-        args.rows[name] = (METHODS[rest[0]], rest[1:])
-        args.bases[name] = ROWS[rest[0]].base
-        args.labels[name] = f'{ROWS[rest[0]].label}, {" ".join(rest[1:])}'
+        row = ROWS[rest[0]]
+        args.rows[name] = StudyRow(row.config, rest[1:], f'{row.label}, {" ".join(rest[1:])}', row.base)
     for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads', 'jobs'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
@@ -157,32 +155,27 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
     return [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
 
 
-def val_history(work_dir: str) -> list:
-    """The validation records (top-1 and whatever else was logged with it, e.g. ``DistillMetricsHook``'s NC
-    metrics; ``step`` = epoch) of the newest mmengine log of ``work_dir`` that has any."""
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
-        with open(path) as f:
-            records = [r for r in map(json.loads, f) if METRIC in r]
-        if records:
-            return records
-    return []
+def final_record(history: Sequence[dict], epochs: int) -> Optional[dict]:
+    """The validation after the last epoch (``step`` = epoch) among ``history``, else ``None``."""
+    final = [r for r in history if r.get('step') == epochs]
+    return final[-1] if final else None
 
 
 def final_top1(work_dir: str, epochs: int) -> Optional[float]:
     """Top-1 of the validation after the last epoch, from the newest run's mmengine ``scalars.json``."""
-    vals = [r for r in val_history(work_dir) if r.get('step') == epochs]
-    return vals[-1][METRIC] if vals else None
+    final = final_record(validation_records(work_dir, METRIC), epochs)
+    return final and final[METRIC]
 
 
 def collect(work_dir: str, epochs: int) -> Optional[dict]:
     """The final top-1 of a finished run (its last checkpoint there), its final validation metrics and their
-    history (for ``plot_study.py``'s curves and the plateau check), else ``None``."""
-    top1 = final_top1(work_dir, epochs)
-    if top1 is None or not osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
+    history (every validation record, ``step`` = epoch: ``plot_study.py``'s curves, the plateau check), else
+    ``None``."""
+    history = validation_records(work_dir, METRIC)
+    final = final_record(history, epochs)
+    if final is None or not osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
         return None
-    history = val_history(work_dir)
-    final = [r for r in history if r.get('step') == epochs][-1]
-    return dict(metric_name=METRIC, metric=top1, top1=top1, history=history,
+    return dict(metric_name=METRIC, metric=final[METRIC], top1=final[METRIC], history=history,
                 metrics={k: v for k, v in final.items() if k.startswith(('accuracy/', 'nc/', 'distill/'))})
 
 
@@ -260,8 +253,8 @@ def main(argv=None) -> dict:
     info = dict(study='cls')
     jobs = [Job('teacher', 0, t_cmd, t_dir, t_key, collect=lambda wd, e=t_epochs: collect(wd, e),
                 info=dict(info, config=TEACHER))]
-    epochs = {m: max_epochs(f'{CONFIG_DIR}/{cfg}', args.epochs) for m, (cfg, _) in args.rows.items()}
-    for method, (config, extra) in args.rows.items():
+    epochs = {m: max_epochs(f'{CONFIG_DIR}/{row.config}', args.epochs) for m, row in args.rows.items()}
+    for method, (config, extra, label, _) in args.rows.items():
         student_only = config == METHODS['baseline']
         for seed in args.seeds:
             work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
@@ -270,7 +263,7 @@ def main(argv=None) -> dict:
             key = dict(cmd=cmd[1:], data=data, **({} if student_only else dict(teacher=t_key)))
             jobs.append(Job(method, seed, cmd, work_dir, key, collect=lambda wd, e=epochs[method]: collect(wd, e),
                             needs=None if student_only else ('teacher', 0),
-                            info=dict(info, config=config, label=args.labels[method])))
+                            info=dict(info, config=config, label=label)))
     results_file = osp.join(osp.dirname(args.out), 'results.jsonl')
     if not args.dry_run:
         from mmkd.datasets.synthetic import generate_cifar_like
@@ -288,7 +281,7 @@ def main(argv=None) -> dict:
                 f.write(json.dumps(runs[job.id]) + '\n')
     top1: Dict[str, Dict[int, float]] = {m: {s: runs[m, s]['top1'] for s in args.seeds if (m, s) in runs}
                                          for m in args.rows}
-    stats = summarise(top1, args.seeds, bases=args.bases)
+    stats = summarise(top1, args.seeds, bases={m: row.base for m, row in args.rows.items()})
     teacher = runs.get(('teacher', 0), {})
     import torch
     results = dict(
@@ -298,10 +291,10 @@ def main(argv=None) -> dict:
         data=dict(root=args.data_root, **data), seeds=args.seeds, eval_on=args.eval_on,
         teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'),
                      wall_s=teacher.get('seconds')),
-        methods={m: dict(config=' '.join([cfg, *extra]), label=args.labels[m], epochs=epochs[m],
+        methods={m: dict(config=' '.join([row.config, *row.extra]), label=row.label, epochs=epochs[m],
                          top1=[top1[m].get(s) for s in args.seeds],
                          wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in args.seeds], **stats[m])
-                 for m, (cfg, extra) in args.rows.items()},
+                 for m, row in args.rows.items()},
         failures=failures,
         command=shlex.join([osp.relpath(sys.executable, REPO), 'tools/analysis/cls_study.py',
                             *(sys.argv[1:] if argv is None else argv)]),

@@ -42,7 +42,7 @@ from collections import namedtuple
 from typing import Dict, List, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, format_delta, format_value, machine, paired_delta, relpath,
-                    seed_summary)
+                    seed_summary, validation_records)
 
 CONFIG_DIR = 'configs/demo'
 TEACHER = 'faster_rcnn_r50_teacher.py'
@@ -357,19 +357,14 @@ def val_history(work_dir: str) -> list:
     demo configs set it): under an ``IterBasedTrainLoop`` every record then says step 0. Such steps are replaced
     by the iterations they were taken at, ``k * train_cfg.val_interval`` of the config the run dumped.
     """
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
-        with open(path) as f:
-            records = [r for r in map(json.loads, f) if METRIC in r]
-        if not records:
-            continue
-        if len(records) > 1 and len({r['step'] for r in records}) == 1:
-            from mmengine.config import Config
-            dumped = glob.glob(osp.join(work_dir, '*.py'))
-            with _CONFIG_LOCK:
-                interval = Config.fromfile(dumped[0]).train_cfg.val_interval
-            records = [dict(r, step=(i + 1) * interval) for i, r in enumerate(records)]
-        return records
-    return []
+    records = validation_records(work_dir, METRIC)
+    if len(records) > 1 and len({r['step'] for r in records}) == 1:
+        from mmengine.config import Config
+        dumped = glob.glob(osp.join(work_dir, '*.py'))
+        with _CONFIG_LOCK:
+            interval = Config.fromfile(dumped[0]).train_cfg.val_interval
+        records = [dict(r, step=(i + 1) * interval) for i, r in enumerate(records)]
+    return records
 
 
 def last_checkpoint(work_dir: str) -> Optional[str]:

@@ -8,6 +8,7 @@
 * :func:`paired_delta`: the paired difference of a row and its reference over the seeds both have, with its
   standard error; :func:`seed_summary`: a row's mean and standard deviation over its seeds, with the seeds missing.
 """
+import glob
 import json
 import math
 import os
@@ -107,6 +108,17 @@ class Job:
     @property
     def log(self) -> str:
         return osp.join(self.work_dir, 'train.log')
+
+
+def validation_records(work_dir: str, metric: str) -> List[dict]:
+    """The records holding ``metric`` (a validation's scalars, with whatever was logged beside it, e.g. the NC
+    metrics) of the newest mmengine log of ``work_dir`` (``<stamp>/vis_data/scalars.json``) that has any."""
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
+        with open(path) as f:
+            records = [r for r in map(json.loads, f) if metric in r]
+        if records:
+            return records
+    return []
 
 
 def _plain(obj: Any) -> Any:
