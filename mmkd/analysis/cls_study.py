@@ -6,7 +6,7 @@ against each method's base (KD for KD++, NC + KD and iCD; DKD for DKD++). The co
 
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \\
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-heldout 2000] [--num-test 5000] [--epochs E] \\
-        [--teacher-epochs E] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] \\
+        [--teacher-epochs E] [--validations 4] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] \\
         [--eval-on heldout] [--dry-run]
 
 The data is generated (or reused) under ``--data-root``: ``--num-train`` + ``--num-heldout`` training images, of
@@ -23,7 +23,10 @@ present arguments is skipped, so an interrupted study resumes where it stopped; 
 log, the others go on and the command exits 1 at the end. The configs are
 ``configs/cls/synthetic/{res20_teacher,res8_baseline,<method>_res20_res8}_synthetic.py`` (:data:`ROWS`). The
 results (``--out`` markdown, the same name with ``.json``, and ``results.jsonl`` next to it for ``plot_study.py``)
-include the wall time of every run and the whole study's.
+include the wall time of every run and the whole study's. Every run validates ``--validations`` times (every
+``max(1, epochs // validations)`` epochs and after the last), for the curves, the NC metrics over training
+(``mmkd.DistillMetricsHook`` in the configs) and the plateau check: the table's "last ¼ Δ" is the change of top-1
+over the last quarter of the schedule, mean over seeds.
 
 ``--variant NAME METHOD KEY=VALUE ...`` (repeatable) adds a row NAME: METHOD's config with those
 ``--cfg-options`` (trained into ``<work-dir>/<NAME>_seed<S>``, compared with METHOD's base), e.g. a weight::
@@ -43,8 +46,8 @@ import time
 from collections import namedtuple
 from typing import Dict, Mapping, Optional, Sequence
 
-from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, paired_delta, relpath,
-                    seed_summary, validation_records)
+from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, last_quarter_change, paired_delta,
+                    relpath, seed_summary, validation_records)
 
 CONFIG_DIR = 'configs/cls/synthetic'
 TEACHER = 'res20_teacher_synthetic.py'
@@ -89,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='heldout: evaluate on the held-out training images (for tuning; never tune on test)')
     parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
     parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
+    parser.add_argument('--validations', type=int, default=4,
+                        help='validations per run: every max(1, epochs // N) epochs and after the last')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
     parser.add_argument('--jobs', type=int, default=1, help='runs side by side')
     parser.add_argument('--out', help='results markdown (default: <work-dir>/results.md)')
@@ -107,7 +112,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f'--variant {name}: the name is taken; choose another')
         row = ROWS[rest[0]]
         args.rows[name] = StudyRow(row.config, rest[1:], f'{row.label}, {" ".join(rest[1:])}', row.base)
-    for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'threads', 'jobs'):
+    for name in ('num_train', 'num_test', 'epochs', 'teacher_epochs', 'validations', 'threads', 'jobs'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     if args.num_heldout < 0 or (args.eval_on == 'heldout' and args.num_heldout < 1):
@@ -134,10 +139,16 @@ def heldout_options(args) -> list:
             for key in ('split=train', f'index_range={span}', 'test_mode=True')]
 
 
+def val_interval(epochs: int, validations: int) -> int:
+    """Epochs between validations for ``validations`` of them in ``epochs`` (mmengine also validates after the
+    last epoch)."""
+    return max(1, epochs // validations)
+
+
 def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_ckpt=None, extra=(),
-                  evaluate_on_heldout: bool = False) -> list:
+                  evaluate_on_heldout: bool = False, val_every: Optional[int] = None) -> list:
     """``tools/train.py`` with the data root, the training images (the first ``num_train``), the evaluation split,
-    seed, (optional) epochs and teacher checkpoint overridden, then the ``extra`` options."""
+    seed, (optional) epochs, validation interval and teacher checkpoint overridden, then the ``extra`` options."""
     opts = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader',
                                                                           'test_dataloader')]
     opts.append(f'train_dataloader.dataset.index_range=[0,{args.num_train}]')  # never the held-out images
@@ -145,10 +156,11 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
     opts.append(f'randomness.seed={seed}')
     if args.deterministic:
         opts.append('randomness.deterministic=True')
-    if epochs is not None:  # the configs' schedule: cosine over max_epochs, validated and saved at the end
-        opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'train_cfg.val_interval',
-                                               'param_scheduler.T_max', 'param_scheduler.end',
+    if epochs is not None:  # the configs' schedule: cosine over max_epochs, saved at the end
+        opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'param_scheduler.T_max', 'param_scheduler.end',
                                                'default_hooks.checkpoint.interval')]
+    if val_every is not None:
+        opts.append(f'train_cfg.val_interval={val_every}')
     if teacher_ckpt:
         opts.append(f'model.teacher_ckpt={teacher_ckpt}')
     opts += list(extra)
@@ -210,9 +222,11 @@ def write_results(results: dict, out: str) -> str:
     lines = [f'# Classification study: {results["setup"]}', '',
              f'Final top-1 (%) on the {split}, after the last epoch.', '',
              '| method | config | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std '
-             '| Δ vs baseline (paired) | Δ vs base (paired) | wall (s/run) |', '|' + '---|' * (len(seeds) + 7),
+             '| Δ vs baseline (paired) | Δ vs base (paired) | last ¼ Δ | wall (s/run) |',
+             '|' + '---|' * (len(seeds) + 8),
              f'| teacher (seed {t["seed"]}) | {t["config"]} | {fmt(t["top1"]) if t["top1"] is not None else "FAILED"} |'
-             + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | | {fmt(t["wall_s"], ".0f")} |']
+             + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | | {fmt(t.get("last_quarter"), ".2f", True)} | '
+             f'{fmt(t["wall_s"], ".0f")} |']
     failed = {(f['method'], f['seed']) for f in results['failures']}
     for method, r in results['methods'].items():
         walls = [w for w in r['wall_s'] if w is not None]
@@ -220,11 +234,13 @@ def write_results(results: dict, out: str) -> str:
                  for s, v in zip(seeds, r['top1'])]
         std = f' ± {fmt(r["std"])}' if r['std'] is not None else ''
         lines.append(f'| {method} | {r["config"]} | ' + ' | '.join(cells) + f' | {r["n"]} | {fmt(r["mean"])}{std} | '
-                     f'{r["delta_text"]} | {r["base_delta_text"]} | '
+                     f'{r["delta_text"]} | {r["base_delta_text"]} | {fmt(r.get("last_quarter"), ".2f", True)} | '
                      f'{fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
     lines += ['', 'std: sample standard deviation over seeds (ddof=1). Δ (paired): mean over the seeds both rows '
               'have of (row - reference) at the same seed ± its standard error (sample std / sqrt(n)), n seeds; '
-              '"vs base": against the row the method adds to (KD for KD++, NC + KD and iCD; DKD for DKD++).', '',
+              '"vs base": against the row the method adds to (KD for KD++, NC + KD and iCD; DKD for DKD++). Last ¼ Δ: '
+              'the change of top-1 over the last quarter of the schedule (final minus the validation closest to 75%), '
+              'mean over seeds: the plateau check.', '',
               'Rows: ' + '; '.join(f'{m}: {r["label"]}' for m, r in results['methods'].items()) + '.']
     if results['failures']:
         lines += ['', f'Failed runs ({len(results["failures"])}):', '']
@@ -247,7 +263,8 @@ def main(argv=None) -> dict:
     data = dict(num_train=args.num_train, num_heldout=args.num_heldout, num_test=args.num_test)
     t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', args.teacher_dir
     t_epochs = max_epochs(t_cfg, args.teacher_epochs)
-    t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs)
+    t_cmd = train_command(t_cfg, t_dir, 0, args, args.teacher_epochs,
+                          val_every=val_interval(t_epochs, args.validations))
     t_key = dict(cmd=t_cmd[1:], data=data)
     t_ckpt = osp.join(t_dir, f'epoch_{t_epochs}.pth')
     info = dict(study='cls')
@@ -259,7 +276,8 @@ def main(argv=None) -> dict:
         for seed in args.seeds:
             work_dir = osp.join(args.work_dir, f'{method}_seed{seed}')
             cmd = train_command(f'{CONFIG_DIR}/{config}', work_dir, seed, args, args.epochs,
-                                None if student_only else t_ckpt, extra, args.eval_on == 'heldout')
+                                None if student_only else t_ckpt, extra, args.eval_on == 'heldout',
+                                val_interval(epochs[method], args.validations))
             key = dict(cmd=cmd[1:], data=data, **({} if student_only else dict(teacher=t_key)))
             jobs.append(Job(method, seed, cmd, work_dir, key, collect=lambda wd, e=epochs[method]: collect(wd, e),
                             needs=None if student_only else ('teacher', 0),
@@ -290,10 +308,13 @@ def main(argv=None) -> dict:
               f'(10 classes, {args.num_train} training images)',
         data=dict(root=args.data_root, **data), seeds=args.seeds, eval_on=args.eval_on,
         teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'),
-                     wall_s=teacher.get('seconds')),
+                     wall_s=teacher.get('seconds'), last_quarter=last_quarter_change([teacher], METRIC) if teacher
+                     else None),
         methods={m: dict(config=' '.join([row.config, *row.extra]), label=row.label, epochs=epochs[m],
                          top1=[top1[m].get(s) for s in args.seeds],
-                         wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in args.seeds], **stats[m])
+                         wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in args.seeds],
+                         last_quarter=last_quarter_change([runs[m, s] for s in args.seeds if (m, s) in runs], METRIC),
+                         **stats[m])
                  for m, row in args.rows.items()},
         failures=failures,
         command=shlex.join([osp.relpath(sys.executable, REPO), 'tools/analysis/cls_study.py',

@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, format_delta, format_value, machine, paired_delta, relpath,
                     seed_summary, validation_records)
+from .study import last_quarter_change as study_last_quarter_change
 
 CONFIG_DIR = 'configs/demo'
 TEACHER = 'faster_rcnn_r50_teacher.py'
@@ -430,16 +431,8 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
 
 # ------------------------------------------------------------------------------------------------ report
 def last_quarter_change(records: list) -> Optional[float]:
-    """Mean over seeds of (final mAP - mAP at the validation closest to 75% of the schedule)."""
-    deltas = []
-    for r in records:
-        steps = [h['step'] for h in r['history']]
-        if len(steps) < 2:
-            continue
-        target = 0.75 * steps[-1]
-        at = min(r['history'][:-1], key=lambda h: (abs(h['step'] - target), -h['step']))  # ties: the later one
-        deltas.append(r['history'][-1][METRIC] - at[METRIC])
-    return statistics.fmean(deltas) if deltas else None
+    """:func:`mmkd.analysis.study.last_quarter_change` of the mAP."""
+    return study_last_quarter_change(records, METRIC)
 
 
 def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[int],

@@ -121,6 +121,21 @@ def validation_records(work_dir: str, metric: str) -> List[dict]:
     return []
 
 
+def last_quarter_change(records: Sequence[dict], metric: str) -> Optional[float]:
+    """The plateau check: mean over runs (seeds) of ``metric`` after the last validation minus ``metric`` at the
+    validation closest to 75% of the schedule (ties: the later one), from each run's ``history`` (its validation
+    records, ``step`` ascending); runs with fewer than 2 validations are left out, ``None`` if none is left."""
+    deltas = []
+    for r in records:
+        history = r['history']
+        if len(history) < 2:
+            continue
+        target = 0.75 * history[-1]['step']
+        at = min(history[:-1], key=lambda h: (abs(h['step'] - target), -h['step']))
+        deltas.append(history[-1][metric] - at[metric])
+    return statistics.fmean(deltas) if deltas else None
+
+
 def _plain(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists), for comparing keys."""
     return json.loads(json.dumps(obj))

@@ -14,7 +14,10 @@ from mmkd.analysis import cls_study
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'cls_study.py')
-TINY = ['--num-train', '64', '--num-test', '32', '--epochs', '1', '--teacher-epochs', '1', '--seeds', '0',
+# the configs' schedules (the study's default epochs)
+T_EPOCHS = cls_study.max_epochs(f'{cls_study.CONFIG_DIR}/{cls_study.TEACHER}', None)
+S_EPOCHS = cls_study.max_epochs(f'{cls_study.CONFIG_DIR}/{cls_study.METHODS["baseline"]}', None)
+TINY = ['--num-train', '64', '--num-test', '32', '--epochs', '2', '--teacher-epochs', '1', '--seeds', '0',
         '--methods', 'baseline', 'kd', '--threads', '1']
 
 
@@ -44,7 +47,12 @@ def test_tiny_study_trains_summarises_and_resumes(tmp_path):
         assert r['std'] is None  # one seed: no sample std
         assert r['delta'] == pytest.approx(r['mean'] - results['methods']['baseline']['mean'])
         assert r['wall_s'][0] > 0
-        assert (work_dir / f'{method}_seed0' / 'epoch_1.pth').is_file()
+        assert (work_dir / f'{method}_seed0' / 'epoch_2.pth').is_file()
+        # 2 epochs, --validations 4: validated after each; the plateau check is final - epoch 1 (closest to 75%)
+        assert r['last_quarter'] == pytest.approx(next(
+            (run['history'][1]['accuracy/top1'] - run['history'][0]['accuracy/top1'])
+            for run in map(json.loads, (work_dir / 'results.jsonl').read_text().splitlines()) if run['method'] == method))
+    assert results['teacher']['last_quarter'] is None  # one validation: no plateau check
     table = (work_dir / 'results.md').read_text()
     for row in ('| teacher (seed 0) | res20_teacher_synthetic.py |', '| baseline | res8_baseline_synthetic.py |',
                 '| kd | kd_res20_res8_synthetic.py |'):
@@ -54,9 +62,13 @@ def test_tiny_study_trains_summarises_and_resumes(tmp_path):
     runs = [json.loads(line) for line in (work_dir / 'results.jsonl').read_text().splitlines()]  # for plot_study
     assert [(r['study'], r['method'], r['seed']) for r in runs] == [('cls', 'teacher', 0), ('cls', 'baseline', 0),
                                                                      ('cls', 'kd', 0)]
-    for r in runs:  # the validation history (plot_study's curves) and the final metrics come with each run
-        assert [h['step'] for h in r['history']] == [1] and r['history'][-1]['accuracy/top1'] == r['metric']
+    for r in runs:  # the validation history (plot_study's curves), NC metrics and final metrics come with each run
+        steps = [1] if r['method'] == 'teacher' else [1, 2]
+        assert [h['step'] for h in r['history']] == steps and r['history'][-1]['accuracy/top1'] == r['metric']
         assert r['metrics']['accuracy/top1'] == r['metric'] and 'accuracy/top5' in r['metrics']
+        # DistillMetricsHook in every study config (too few images per class here for NC1-NC3, not for its top-1)
+        assert all('nc/student_top1' in h and 'nc/probe_samples' in h for h in r['history'])
+        assert ('distill/top1_agreement' in r['metrics']) == (r['method'] == 'kd')
 
     # a second call finds every run finished and trains nothing
     again = _study('--work-dir', str(work_dir), *TINY)
@@ -71,7 +83,8 @@ def test_dry_run_lists_the_commands(tmp_path):
     lines = out.strip().splitlines()
     assert len(lines) == 1 + 3 * 2 and not work_dir.exists()  # nothing generated nor trained
     assert 'configs/cls/synthetic/res20_teacher_synthetic.py' in lines[0] and 'teacher_ckpt' not in lines[0]
-    ckpt = f'model.teacher_ckpt={work_dir}/teacher/epoch_18.pth'
+    assert f'train_cfg.val_interval={max(1, T_EPOCHS // 4)}' in lines[0]  # 4 validations
+    ckpt = f'model.teacher_ckpt={work_dir}/teacher/epoch_{T_EPOCHS}.pth'
     cases = [(m, c, s) for m, c in (('baseline', 'res8_baseline'), ('kdpp', 'kdpp_res20_res8'),
                                     ('icd', 'icd_res20_res8')) for s in (0, 1)]
     for i, (line, (method, config, seed)) in enumerate(zip(lines[1:], cases), 2):
@@ -79,7 +92,8 @@ def test_dry_run_lists_the_commands(tmp_path):
                                f'{config}_synthetic.py --work-dir {work_dir}/{method}_seed{seed}')
         assert f'randomness.seed={seed}' in line and f'dataset.data_root={work_dir}/data' in line
         assert (ckpt in line) == (method != 'baseline')
-        assert 'max_epochs' not in line  # no --epochs: the configs' schedules
+        assert 'max_epochs' not in line  # no --epochs: the configs' schedules, validated 4 times
+        assert f'train_cfg.val_interval={max(1, S_EPOCHS // 4)}' in line
         assert 'randomness.deterministic' not in line
     again = _study('--work-dir', str(work_dir), '--seeds', '0', '--methods', 'kdpp', '--dry-run', '--deterministic')
     assert all(line.endswith('randomness.deterministic=True') or 'randomness.deterministic=True ' in line
@@ -112,7 +126,7 @@ def test_teacher_dir_reuses_a_teacher_from_another_study(tmp_path):
     assert lines[0].startswith('[1/2] teacher seed 0: tools/train.py configs/cls/synthetic/res20_teacher_synthetic.py '
                                f'--work-dir {teacher_dir} ')
     assert f'--work-dir {work_dir}/kd_seed0 ' in lines[1]
-    assert f'model.teacher_ckpt={teacher_dir}/epoch_18.pth' in lines[1]
+    assert f'model.teacher_ckpt={teacher_dir}/epoch_{T_EPOCHS}.pth' in lines[1]
 
 
 def test_summary_statistics_and_final_top1(tmp_path):
@@ -155,7 +169,7 @@ def test_study_configs_build(method):
     study = cls_study
     cfg = Config.fromfile(osp.join(REPO, study.CONFIG_DIR, study.METHODS[method]))
     cfg.model.pop('teacher_ckpt', None)
-    assert cfg.train_cfg.max_epochs == cfg.param_scheduler.T_max == 6
+    assert cfg.train_cfg.max_epochs == cfg.param_scheduler.T_max == S_EPOCHS
     with DefaultScope.overwrite_default_scope('mmkd'):
         model = MODELS.build(cfg.model)
     student = model if method == 'baseline' else model.student

@@ -11,4 +11,4 @@ model = dict(
                 student_feat=dict(recorder='feat', from_student=True),
                 teacher_feat=dict(recorder='feat', from_student=False),
                 labels=dict(recorder='labels', from_student=True, data_idx=1)))))
-custom_hooks = [dict(type='ClassMeansHook')]
+custom_hooks = [dict(type='ClassMeansHook'), dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]

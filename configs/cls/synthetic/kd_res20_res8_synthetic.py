@@ -12,4 +12,4 @@ model = dict(
             loss_kd=dict(
                 preds_S=dict(recorder='logits', from_student=True),
                 preds_T=dict(recorder='logits', from_student=False)))))
-custom_hooks = []
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]  # no class means: KD does not use them

@@ -20,4 +20,6 @@ model = dict(
     architecture=dict(backbone=dict(arch='resnet8'), head=dict(num_classes=10)),
     teacher=dict(backbone=dict(arch='resnet20'), head=dict(num_classes=10)),
     class_means=dict(num_classes=10), loss_warmup=None, teacher_ckpt=teacher_ckpt)
+# NC metrics of student and teacher after every validation (plot_study.py's NC picture)
+custom_hooks = [dict(type='ClassMeansHook'), dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]
 del _hint

@@ -16,5 +16,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, end=max_epochs,
                        convert_to_iter_based=True)
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
+# neural-collapse metrics of the model after every validation (plot_study.py's NC picture)
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]
 model = dict(backbone=dict(arch='resnet20'), head=dict(num_classes=10))
 del _hint
