@@ -36,6 +36,7 @@ over the last quarter of the schedule, mean over seeds.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import platform
@@ -132,6 +133,24 @@ def max_epochs(config: str, override) -> int:
     return override or Config.fromfile(osp.join(REPO, config)).train_cfg.max_epochs
 
 
+def schedule_options(config: str, epochs: int) -> list:
+    """--cfg-options that stretch ``config``'s schedule to ``epochs``: ``max_epochs``, the checkpoint interval and
+    the LR schedule (a cosine's ``T_max``/``end``; a multi-step schedule's milestones at the same fractions of the
+    schedule, rounded up)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config))
+    opts = [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'default_hooks.checkpoint.interval')]
+    scheduler, old = cfg.param_scheduler, cfg.train_cfg.max_epochs
+    if scheduler.type == 'CosineAnnealingLR':
+        opts += [f'param_scheduler.{key}={epochs}' for key in ('T_max', 'end')]
+    elif scheduler.type == 'MultiStepLR':
+        milestones = [min(epochs, math.ceil(m * epochs / old)) for m in scheduler.milestones]
+        opts.append(f'param_scheduler.milestones=[{",".join(map(str, milestones))}]')
+    else:
+        raise ValueError(f'{config}: --epochs cannot stretch a {scheduler.type} schedule (cosine or multi-step only)')
+    return opts
+
+
 def heldout_options(args) -> list:
     """--cfg-options that evaluate on the held-out training images (those after the first ``num_train``)."""
     span = f'[{args.num_train},{args.num_train + args.num_heldout}]'
@@ -156,9 +175,8 @@ def train_command(config: str, work_dir: str, seed: int, args, epochs, teacher_c
     opts.append(f'randomness.seed={seed}')
     if args.deterministic:
         opts.append('randomness.deterministic=True')
-    if epochs is not None:  # the configs' schedule: cosine over max_epochs, saved at the end
-        opts += [f'{key}={epochs}' for key in ('train_cfg.max_epochs', 'param_scheduler.T_max', 'param_scheduler.end',
-                                               'default_hooks.checkpoint.interval')]
+    if epochs is not None:  # the config's schedule stretched to ``epochs``, saved at the end
+        opts += schedule_options(config, epochs)
     if val_every is not None:
         opts.append(f'train_cfg.val_interval={val_every}')
     if teacher_ckpt:
@@ -224,7 +242,8 @@ def write_results(results: dict, out: str) -> str:
              '| method | config | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std '
              '| Δ vs baseline (paired) | Δ vs base (paired) | last ¼ Δ | wall (s/run) |',
              '|' + '---|' * (len(seeds) + 8),
-             f'| teacher (seed {t["seed"]}) | {t["config"]} | {fmt(t["top1"]) if t["top1"] is not None else "FAILED"} |'
+             f'| teacher (seed {t["seed"]}) | {t["config"]} | '
+             f'{fmt(t["top1"]) if t["top1"] is not None else "FAILED" if t["trained"] else "not needed"} |'
              + ' |' * (len(seeds) - 1) + f' 1 | {fmt(t["top1"])} | | | {fmt(t.get("last_quarter"), ".2f", True)} | '
              f'{fmt(t["wall_s"], ".0f")} |']
     failed = {(f['method'], f['seed']) for f in results['failures']}
@@ -268,8 +287,11 @@ def main(argv=None) -> dict:
     t_key = dict(cmd=t_cmd[1:], data=data)
     t_ckpt = osp.join(t_dir, f'epoch_{t_epochs}.pth')
     info = dict(study='cls')
+    # the teacher trains only when a row distils from it (a study of the student alone, e.g. choosing the schedule,
+    # needs none)
+    needs_teacher = any(row.config != METHODS['baseline'] for row in args.rows.values())
     jobs = [Job('teacher', 0, t_cmd, t_dir, t_key, collect=lambda wd, e=t_epochs: collect(wd, e),
-                info=dict(info, config=TEACHER))]
+                info=dict(info, config=TEACHER))] if needs_teacher else []
     epochs = {m: max_epochs(f'{CONFIG_DIR}/{row.config}', args.epochs) for m, row in args.rows.items()}
     for method, (config, extra, label, _) in args.rows.items():
         student_only = config == METHODS['baseline']
@@ -307,7 +329,7 @@ def main(argv=None) -> dict:
               f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic 32x32 shapes '
               f'(10 classes, {args.num_train} training images)',
         data=dict(root=args.data_root, **data), seeds=args.seeds, eval_on=args.eval_on,
-        teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'),
+        teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'), trained=needs_teacher,
                      wall_s=teacher.get('seconds'), last_quarter=last_quarter_change([teacher], METRIC) if teacher
                      else None),
         methods={m: dict(config=' '.join([row.config, *row.extra]), label=row.label, epochs=epochs[m],

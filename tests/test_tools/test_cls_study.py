@@ -117,6 +117,14 @@ def test_variants_add_rows_with_their_options(tmp_path, capsys):
         assert e.value.code == 2 and '--variant' in capsys.readouterr().err
 
 
+def test_a_study_of_the_student_alone_trains_no_teacher(tmp_path):
+    out = _study('--work-dir', str(tmp_path / 'alone'), '--seeds', '0', '1', '--methods', 'baseline', '--eval-on',
+                 'heldout', '--epochs', '8', '--dry-run')
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(' baseline seed ' in line for line in lines)
+    assert all('train_cfg.max_epochs=8' in line and 'train_cfg.val_interval=2' in line for line in lines)
+
+
 def test_teacher_dir_reuses_a_teacher_from_another_study(tmp_path):
     work_dir, teacher_dir = tmp_path / 'longer', tmp_path / 'first' / 'teacher'
     out = _study('--work-dir', str(work_dir), '--teacher-dir', str(teacher_dir), '--seeds', '0', '--methods',
@@ -169,7 +177,11 @@ def test_study_configs_build(method):
     study = cls_study
     cfg = Config.fromfile(osp.join(REPO, study.CONFIG_DIR, study.METHODS[method]))
     cfg.model.pop('teacher_ckpt', None)
-    assert cfg.train_cfg.max_epochs == cfg.param_scheduler.T_max == S_EPOCHS
+    # every row the student-alone schedule (20 epochs, x0.1 steps at 62.5/75/87.5%), on the 16x16 images
+    assert cfg.train_cfg.max_epochs == S_EPOCHS == 20 and cfg.param_scheduler.type == 'MultiStepLR'
+    assert cfg.param_scheduler.milestones == [13, 15, 18]
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.pipeline[0] == dict(type='Resize', scale=(16, 16), keep_ratio=False, interpolation='area')
     with DefaultScope.overwrite_default_scope('mmkd'):
         model = MODELS.build(cfg.model)
     student = model if method == 'baseline' else model.student
@@ -182,7 +194,7 @@ def test_study_configs_build(method):
                               dkdpp={'loss_dkd', 'loss_nd'}, nc={'loss_nc'}, nc_kd={'loss_nc', 'loss_kd'},
                               icd={'loss_kd', 'loss_icd'}, icd_full={'loss_kd', 'loss_icd'})[method]
         assert (model.class_means is not None) == (method in ('kdpp', 'dkdpp', 'nc', 'nc_kd'))
-        if method in ('kd', 'kdpp', 'dkd', 'dkdpp'):  # the papers' 20-epoch warm-up rounds to none at 6 epochs
+        if method in ('kd', 'kdpp', 'dkd', 'dkdpp'):  # no warm-up in any row (the papers' 20 of 240 epochs)
             assert cfg.model.get('loss_warmup') is None
     ce = student.head.loss_module.loss_weight if hasattr(student.head, 'loss_module') else None
     if method.startswith('icd'):
@@ -247,3 +259,14 @@ def test_summary_compares_each_row_with_its_base():
     assert stats['kdpp']['base_delta_text'] == '+0.00 ± 1.00 (n=2) vs kd'
     assert stats['dkdpp']['base_delta'] is None and stats['dkdpp']['base_delta_text'] == 'n/a (dkd not run)'
     assert stats['baseline']['base'] is None and stats['baseline']['base_delta_text'] == ''
+
+
+def test_epochs_stretch_the_configs_schedule():
+    """--epochs keeps the schedule's shape: a cosine ends at the new length, a multi-step schedule's milestones stay
+    at the same fractions (rounded up)."""
+    student = f'{cls_study.CONFIG_DIR}/{cls_study.METHODS["baseline"]}'
+    assert cls_study.schedule_options(student, 40) == [
+        'train_cfg.max_epochs=40', 'default_hooks.checkpoint.interval=40', 'param_scheduler.milestones=[26,30,36]']
+    assert cls_study.schedule_options(student, 2)[-1] == 'param_scheduler.milestones=[2,2,2]'
+    teacher = f'{cls_study.CONFIG_DIR}/{cls_study.TEACHER}'
+    assert cls_study.schedule_options(teacher, 12)[2:] == ['param_scheduler.T_max=12', 'param_scheduler.end=12']
