@@ -1,6 +1,6 @@
 """The CPU classification study: a resnet20 teacher, then resnet8 students (alone, KD, KD++, DKD, DKD++, NC alone
-and + KD, iCD as released, and iCD with the task at full weight if asked) over several seeds on the synthetic 32x32
-shapes set (10 classes), summarised as mean ± std of the final top-1 and the paired Δ against the student alone and
+and + KD, iCD as released, and iCD with the task at full weight if asked) over several seeds on the synthetic
+shapes set (10 classes; generated at 32x32, downsampled to 16x16 by the configs' pipelines), summarised as mean ± std of the final top-1 and the paired Δ against the student alone and
 against each method's base (KD for KD++, NC + KD and iCD; DKD for DKD++). The command line is
 ``tools/analysis/cls_study.py``.
 
@@ -326,8 +326,8 @@ def main(argv=None) -> dict:
     import torch
     results = dict(
         setup=f'resnet20 teacher (epochs: {t_epochs}) -> resnet8 students '
-              f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic 32x32 shapes '
-              f'(10 classes, {args.num_train} training images)',
+              f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic shapes at '
+              f'16x16 (10 classes, {args.num_train} training images)',
         data=dict(root=args.data_root, **data), seeds=args.seeds, eval_on=args.eval_on,
         teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'), trained=needs_teacher,
                      wall_s=teacher.get('seconds'), last_quarter=last_quarter_change([teacher], METRIC) if teacher
