@@ -1,8 +1,8 @@
 """The CPU classification study: a resnet20 teacher, then resnet8 students (alone, KD, KD++, DKD, DKD++, NC alone
 and + KD, iCD as released, and iCD with the task at full weight if asked) over several seeds on the synthetic
-shapes set (10 classes; generated at 32x32, downsampled to 16x16 by the configs' pipelines), summarised as mean ± std of the final top-1 and the paired Δ against the student alone and
-against each method's base (KD for KD++, NC + KD and iCD; DKD for DKD++). The command line is
-``tools/analysis/cls_study.py``.
+shapes set (10 classes; generated at 32x32, downsampled to 16x16 by the configs' pipelines), summarised as mean ±
+std of the final top-1 and the paired Δ against the student alone and against each method's base (KD for KD++,
+NC + KD and iCD; DKD for DKD++). The command line is ``tools/analysis/cls_study.py``.
 
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \\
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-heldout 2000] [--num-test 5000] [--epochs E] \\
@@ -91,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=5000, help='test images (the reported split)')
     parser.add_argument('--eval-on', choices=['test', 'heldout'], default='test',
                         help='heldout: evaluate on the held-out training images (for tuning; never tune on test)')
-    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 6)')
-    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 18)')
+    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 20)')
+    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 30)')
     parser.add_argument('--validations', type=int, default=4,
                         help='validations per run: every max(1, epochs // N) epochs and after the last')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
@@ -257,9 +257,9 @@ def write_results(results: dict, out: str) -> str:
                      f'{fmt(statistics.fmean(walls) if walls else None, ".0f")} |')
     lines += ['', 'std: sample standard deviation over seeds (ddof=1). Δ (paired): mean over the seeds both rows '
               'have of (row - reference) at the same seed ± its standard error (sample std / sqrt(n)), n seeds; '
-              '"vs base": against the row the method adds to (KD for KD++, NC + KD and iCD; DKD for DKD++). Last ¼ Δ: '
-              'the change of top-1 over the last quarter of the schedule (final minus the validation closest to 75%), '
-              'mean over seeds: the plateau check.', '',
+              '"vs base": against the row the method adds to (KD for KD++, NC + KD and iCD; DKD for DKD++). '
+              'Last ¼ Δ: the change of top-1 over the last quarter of the schedule (final minus the validation '
+              'closest to 75%), mean over seeds: the plateau check.', '',
               'Rows: ' + '; '.join(f'{m}: {r["label"]}' for m, r in results['methods'].items()) + '.']
     if results['failures']:
         lines += ['', f'Failed runs ({len(results["failures"])}):', '']

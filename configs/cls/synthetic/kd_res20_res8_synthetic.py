@@ -12,4 +12,5 @@ model = dict(
             loss_kd=dict(
                 preds_S=dict(recorder='logits', from_student=True),
                 preds_T=dict(recorder='logits', from_student=False)))))
-custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]  # no class means: KD does not use them
+# no class means (KD does not read them); NC metrics of student and teacher after every validation
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]
