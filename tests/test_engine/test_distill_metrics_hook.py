@@ -323,7 +323,7 @@ def test_student_alone_run_logs_student_metrics_only(tmp_path):
     data = generate_cifar_like(tmp_path / 'cifar', num_train=16, num_test=16, num_classes=10)
     opts = [f'{loader}.dataset.data_root={data["data_root"]}' for loader in ('train_dataloader', 'val_dataloader')]
     opts += ['train_dataloader.batch_size=8', 'val_dataloader.batch_size=8', 'train_cfg.max_epochs=1',
-             'train_cfg.val_interval=1', 'param_scheduler.T_max=1', 'param_scheduler.end=1',
+             'train_cfg.val_interval=1', 'param_scheduler.milestones=[1]',  # the student's x0.1 steps
              'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
     train(with_hook(tmp_path, 'configs/cls/synthetic/res8_baseline_synthetic.py', 'baseline'), tmp_path / 'run',
           *opts)
