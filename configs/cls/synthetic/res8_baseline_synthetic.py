@@ -1,13 +1,8 @@
 # resnet8 student trained alone: the baseline of the CPU classification study (tools/analysis/cls_study.py) on the
-# synthetic shapes at 16x16; its schedule, chosen on this row on the held-out split
-# (tools/analysis/logs/cls_study/schedule_tuning/README.md), is every student's: 20 epochs, SGD lr 0.1 with x0.1 steps.
-_base_ = ['./res20_teacher_synthetic.py']
+# synthetic shapes at 16x16, with the students' schedule (_base_/shapes16.py: 20 epochs, SGD lr 0.1 with x0.1 steps),
+# chosen on this row on the held-out split (tools/analysis/logs/cls_study/schedule_tuning/README.md).
+_base_ = ['../_base_/models/cifar100_classifier.py', './_base_/shapes16.py']
 
-max_epochs = 20
-# lr 0.1 for 62.5% of the epochs, then x0.1 at 62.5%, 75% and 87.5% (the shape of the CIFAR KD schedule, 150/180/210
-# of 240 epochs), validated every quarter
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs // 4)
-param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=True, milestones=[13, 15, 18], gamma=0.1,
-                       convert_to_iter_based=True)
-default_hooks = dict(checkpoint=dict(interval=max_epochs))
-model = dict(backbone=dict(arch='resnet8'))
+# neural-collapse metrics of the model after every validation (plot_study.py's NC picture)
+custom_hooks = [dict(type='mmkd.DistillMetricsHook', min_per_class=30, max_batches=8)]
+model = dict(backbone=dict(arch='resnet8'), head=dict(num_classes=10))

@@ -1,26 +1,5 @@
-# KD++ on CIFAR-100 (Wang et al., "Improving Knowledge Distillation via Regularizing Feature Norm and Direction",
-# arXiv 2305.17007): CE + KD (T=4, linearly warmed up over 20 epochs) + ND on the penultimate feature, with the
-# teacher's class means computed by ClassMeansHook before training. Pair configs set the models, the KD and ND
-# weights (methods.md 1(d)) and, when the widths differ, the student projector.
+# KD++ on CIFAR-100: the method (kdpp.py) with CIFAR-100, the 240-epoch KD benchmark schedule and the
+# runtime. Pair configs (configs/cls/cifar100/kdpp_*.py) set the models and the loss weights.
 _base_ = [
-    '../models/cifar100_cls_distill.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py',
-    '../default_runtime.py'
+    './kdpp.py', '../datasets/cifar100.py', '../schedules/cifar100_240e.py', '../default_runtime.py'
 ]
-
-model = dict(
-    class_means=dict(num_classes=100, feat_dim=None),  # feat_dim = the teacher's width
-    loss_warmup=dict(loss_kd=20),
-    distiller=dict(
-        # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
-        distill_losses=dict(
-            loss_kd=dict(type='KLDivergence', tau=4, loss_weight=1.0, reduction='batchmean'),
-            loss_nd=dict(type='NDLoss', loss_weight=1.0)),
-        loss_forward_mappings=dict(
-            loss_kd=dict(
-                preds_S=dict(recorder='logits', from_student=True),
-                preds_T=dict(recorder='logits', from_student=False)),
-            loss_nd=dict(
-                student_feat=dict(recorder='feat', from_student=True),
-                teacher_feat=dict(recorder='feat', from_student=False),
-                labels=dict(recorder='labels', from_student=True, data_idx=1)))))
-custom_hooks = [dict(type='ClassMeansHook')]
