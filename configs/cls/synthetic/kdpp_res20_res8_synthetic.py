@@ -4,7 +4,7 @@
 # in every study row).
 _base_ = ['../_base_/distill/kdpp.py', './_base_/shapes16.py']
 
-teacher_ckpt = 'work_dirs/cls_study/teacher/epoch_30.pth'  # configs/cls/synthetic/res20_teacher_synthetic.py
+teacher_ckpt = 'work_dirs/cls_study/teacher/epoch_50.pth'  # configs/cls/synthetic/res20_teacher_synthetic.py
 model = dict(
     architecture=dict(backbone=dict(type='CIFARResNet', arch='resnet8'), head=dict(num_classes=10, in_channels=64)),
     teacher=dict(backbone=dict(type='CIFARResNet', arch='resnet20'), head=dict(num_classes=10, in_channels=64)),
