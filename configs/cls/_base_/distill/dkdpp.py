@@ -1,7 +1,7 @@
 # DKD++ (arXiv 2305.17007): CE + DKD (mmrazor's DKDLoss, T=4, warmed up over 20 epochs) + ND, with
 # the teacher's class means computed by ClassMeansHook. Pair configs set alpha, beta and the ND weight.
 # The method only (model and hooks, no data or schedule): cifar100_dkdpp.py adds CIFAR-100, its 240-epoch schedule and
-# the runtime; configs/cls/synthetic/ adds the generated shapes set instead.
+# the runtime.
 _base_ = ['../models/cifar100_cls_distill.py']
 
 model = dict(
