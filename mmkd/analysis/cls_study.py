@@ -91,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=5000, help='test images (the reported split)')
     parser.add_argument('--eval-on', choices=['test', 'heldout'], default='test',
                         help='heldout: evaluate on the held-out training images (for tuning; never tune on test)')
-    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\', 20)')
-    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s, 50)')
+    parser.add_argument('--epochs', type=int, help='student epochs (default: the configs\' max_epochs)')
+    parser.add_argument('--teacher-epochs', type=int, help='teacher epochs (default: the config\'s max_epochs)')
     parser.add_argument('--validations', type=int, default=4,
                         help='validations per run: every max(1, epochs // N) epochs and after the last')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per run (OMP/MKL_NUM_THREADS)')
