@@ -178,9 +178,9 @@ def test_study_configs_build(method):
     study = cls_study
     cfg = Config.fromfile(osp.join(REPO, study.CONFIG_DIR, study.METHODS[method]))
     cfg.model.pop('teacher_ckpt', None)
-    # every row the student-alone schedule (20 epochs, x0.1 steps at 62.5/75/87.5%), on the 16x16 images
-    assert cfg.train_cfg.max_epochs == S_EPOCHS == 20 and cfg.param_scheduler.type == 'MultiStepLR'
-    assert cfg.param_scheduler.milestones == [13, 15, 18]
+    # every row the student-alone schedule (24 epochs, x0.1 steps at 12, 16, 18), on the 16x16 images
+    assert cfg.train_cfg.max_epochs == S_EPOCHS == 24 and cfg.param_scheduler.type == 'MultiStepLR'
+    assert cfg.param_scheduler.milestones == [12, 16, 18]
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         assert loader.dataset.pipeline[0] == dict(type='Resize', scale=(16, 16), keep_ratio=False, interpolation='area')
     with DefaultScope.overwrite_default_scope('mmkd'):
@@ -267,7 +267,7 @@ def test_epochs_stretch_the_configs_schedule():
     at the same fractions (rounded up)."""
     student = f'{cls_study.CONFIG_DIR}/{cls_study.METHODS["baseline"]}'
     assert cls_study.schedule_options(student, 40) == [
-        'train_cfg.max_epochs=40', 'default_hooks.checkpoint.interval=40', 'param_scheduler.milestones=[26,30,36]']
-    assert cls_study.schedule_options(student, 2)[-1] == 'param_scheduler.milestones=[2,2,2]'
+        'train_cfg.max_epochs=40', 'default_hooks.checkpoint.interval=40', 'param_scheduler.milestones=[20,27,30]']
+    assert cls_study.schedule_options(student, 2)[-1] == 'param_scheduler.milestones=[1,2,2]'
     teacher = f'{cls_study.CONFIG_DIR}/{cls_study.TEACHER}'
     assert cls_study.schedule_options(teacher, 12)[2:] == ['param_scheduler.T_max=12', 'param_scheduler.end=12']

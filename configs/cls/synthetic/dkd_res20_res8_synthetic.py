@@ -1,7 +1,7 @@
 # DKD (Zhao et al., 2022) resnet20 -> resnet8: CE 1 + DKD (alpha 2.5, beta 4.0, T=4, as
 # configs/cls/cifar100/dkdpp_res56_res20.py) for the CPU classification study (tools/analysis/cls_study.py);
 # dkdpp_res20_res8_synthetic.py adds ND to it, so that DKD vs DKD++ isolates ND. No DKD warm-up (20 of 240 epochs
-# rounds to none at this length, as KD++'s).
+# would be 2 here: left out, as KD++'s).
 _base_ = ['./kd_res20_res8_synthetic.py']
 
 model = dict(

@@ -1,5 +1,5 @@
 # KD++ resnet20 -> resnet8 (CE 1 + KD 1.0, T=4 + ND 2.0, as configs/cls/cifar100/kdpp_res56_res20.py) for the CPU
-# classification study (tools/analysis/cls_study.py) on the synthetic shapes set at 16x16 (_base_/shapes16.py: 20
+# classification study (tools/analysis/cls_study.py) on the synthetic shapes set at 16x16 (_base_/shapes16.py: 24
 # epochs of batch 64, lr 0.1 with x0.1 steps), no KD warm-up (KD++'s 20 of 240 epochs would be 2 here: left out, as
 # in every study row).
 _base_ = ['../_base_/distill/kdpp.py', './_base_/shapes16.py']

@@ -1,6 +1,6 @@
 # [PROPOSAL] NC-inspired distillation resnet20 -> resnet8 (CE + NCLoss, all weights 1, as
 # configs/cls/cifar100/nc_res56_res20.py) for the CPU classification study (tools/analysis/cls_study.py) on the
-# synthetic shapes set at 16x16 (_base_/shapes16.py: 20 epochs of batch 64, lr 0.1 with x0.1 steps). Why it loses at
+# synthetic shapes set at 16x16 (_base_/shapes16.py: 24 epochs of batch 64, lr 0.1 with x0.1 steps). Why it loses at
 # short schedules (NC's backbone gradient is several times the CE's): tools/analysis/logs/nc_icd_analysis.md.
 _base_ = ['../_base_/distill/nc.py', './_base_/shapes16.py']
 
