@@ -21,12 +21,13 @@ other than the defaults goes to its own data root and work dir (``data/synthetic
 ``work_dirs/det_study_<tag>``) unless they are given.
 
 Runs: every run is a ``tools/train.py`` subprocess (log: ``<run>/train.log``), ``--jobs`` side by side with
-``--threads`` torch threads each; the teacher (seed 0) trains once and is reused. A run whose record
-(``<run>/study_run.json``: the command, the data's digest and, for a student, its teacher's record key) matches
-is skipped, so an interrupted study resumes. A run that fails is listed in the table with its log, the others
-go on, and the command exits with status 1 at the end. Each run is appended to ``<out>/results.jsonl`` as it
-finishes (the format ``plot_study.py`` reads); the table goes to ``<out>/results.md``. Every Δ is paired: the
-mean over seeds of (row - reference) at the same seed, ± its standard error, with n.
+``--threads`` torch threads each; the teacher (seed 0) trains once and is reused, as a distributed run of
+``--teacher-procs`` processes (what ``tools/dist_train.sh`` runs; gloo on a CPU) that takes as many places. A run
+whose record (``<run>/study_run.json``: the command, the data's digest and, for a student, its teacher's record
+key) matches is skipped, so an interrupted study resumes. A run that fails is listed in the table with its log, the
+others go on, and the command exits with status 1 at the end. Each run is appended to ``<out>/results.jsonl`` as it
+finishes (the format ``plot_study.py`` reads); the table goes to ``<out>/results.md``. Every Δ is paired: the mean
+over seeds of (row - reference) at the same seed, ± its standard error, with n.
 """
 import argparse
 import glob
@@ -102,6 +103,10 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
     p.add_argument('--student-iters', type=int, help='override every student row\'s max_iters (the same for all)')
     p.add_argument('--teacher-iters', type=int, help='override the teacher\'s max_iters')
     p.add_argument('--jobs', type=int, default=2, help='runs side by side')
+    p.add_argument('--teacher-procs', type=int, default=2,
+                   help='processes that train the teacher together (torch.distributed.run, gloo on a CPU; the '
+                   'teacher config\'s batch is per process, its schedule is for 2); it takes that many of the '
+                   '--jobs places')
     p.add_argument('--threads', type=int, default=1, help='torch threads per run (OMP/MKL_NUM_THREADS)')
     p.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
@@ -126,7 +131,7 @@ def data_tag(args: argparse.Namespace) -> str:
 def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
     p = parser(defaults)
     args = p.parse_args(argv)
-    for name in ('num_train', 'num_val', 'jobs', 'threads', 'student_iters', 'teacher_iters'):
+    for name in ('num_train', 'num_val', 'jobs', 'teacher_procs', 'threads', 'student_iters', 'teacher_iters'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1')
     if args.num_heldout < 0 or args.data_seed < 0:
@@ -408,9 +413,12 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
         opts = (data['val'] + class_options(t_config, names, args.img_size) +
                 schedule_options(t_config, args.teacher_iters) + common + ['randomness.seed=0'])
         cmd = [sys.executable, 'tools/train.py', t_config, '--work-dir', args.teacher_dir, '--cfg-options', *opts]
+        if args.teacher_procs > 1:  # what tools/dist_train.sh runs; --standalone: a free port of its own
+            cmd[1:1] = ['-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={args.teacher_procs}']
+            cmd[cmd.index(t_config) + 1:cmd.index(t_config) + 1] = ['--launcher', 'pytorch']
         teacher_key = dict(cmd=cmd[1:], data=digest)
         out.append(Job('teacher', 0, cmd, args.teacher_dir, teacher_key,
-                       collect=lambda wd, ckpt=t_ckpt: collect(wd, ckpt),
+                       collect=lambda wd, ckpt=t_ckpt: collect(wd, ckpt), slots=args.teacher_procs,
                        info=dict(study='det', label=TEACHER_LABEL, config=t_config)))
     order = sorted(((row, seed) for row in rows for seed in args.seeds),
                    key=lambda rs: (args.seeds.index(rs[1]), rows.index(rs[0])))
@@ -525,7 +533,9 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
             f'seeds. Δ (paired): mean over the seeds both rows have of (row - reference) at the same seed ± its '
             f'standard error (sample std / sqrt(n)), n seeds; "vs base": against the row the method adds to. '
             f'last-quarter Δ: mAP change over the last quarter of the schedule (plateau check).\n\n'
-            f'Command: `{command}`\n\nMachine: {machine(args.jobs, args.threads)}.\n\n'
+            f'Command: `{command}`\n\nMachine: {machine(args.jobs, args.threads)}; the teacher: '
+            f'{args.teacher_procs} process(es) together (taking {min(args.teacher_procs, args.jobs)} of the '
+            f'{args.jobs} places).\n\n'
             f'Total time: {total:.0f} s ({total / 60:.1f} min).\n')
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(text)

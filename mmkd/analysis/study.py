@@ -91,6 +91,8 @@ class Job:
             ``metric``) or ``None`` if the run is not (or no longer) complete there.
         needs: ``(method, seed)`` of the job that must succeed before this one trains (its teacher).
         info: more fields of the record (``study``, ``label``, ``config``...).
+        slots: how many of the runner's side-by-side places the run takes: its processes (a distributed run of 2
+            processes takes 2), capped at the runner's ``jobs``.
     """
     method: str
     seed: int
@@ -100,6 +102,7 @@ class Job:
     collect: Callable[[str], Optional[dict]]
     needs: Optional[Tuple[str, int]] = None
     info: dict = field(default_factory=dict)
+    slots: int = 1
 
     @property
     def id(self) -> Tuple[str, int]:
@@ -148,7 +151,8 @@ def relpath(path: str) -> str:
 
 
 class StudyRunner:
-    """Runs a study's jobs, ``jobs`` at a time with ``threads`` torch threads each.
+    """Runs a study's jobs, ``jobs`` places side by side (a job takes :attr:`Job.slots` of them) with ``threads``
+    torch threads per process.
 
     :meth:`run` returns ``(records, failures)``: the record of every finished run by ``(method, seed)`` and one
     ``dict(method, seed, log, error)`` per failed run, in the order of the jobs. With ``dry_run`` the commands are
@@ -181,14 +185,20 @@ class StudyRunner:
         pending = list(enumerate(jobs, 1))
         outcome: Dict[Tuple[str, int], Any] = {}
         cond = threading.Condition()
+        # nothing trains in a dry run or a report: one worker, so that the jobs are listed in their order
+        workers = 1 if self.dry_run or self.report else max(1, min(self.jobs, len(jobs)))
+        free = [workers]  # places not taken by a running job
 
         def take():
             with cond:
                 while pending:
-                    # the first job whose prerequisite has ended (so the jobs that need none run alongside it)
-                    for i, (_, job) in enumerate(pending):
-                        if job.needs is None or job.needs in outcome:
-                            return pending.pop(i)
+                    # the first job whose prerequisite has ended (so the jobs that need none run alongside it),
+                    # once it has its places: a later job does not overtake it (the teacher is not delayed)
+                    ready = next((i for i, (_, job) in enumerate(pending)
+                                  if job.needs is None or job.needs in outcome), None)
+                    if ready is not None and min(pending[ready][1].slots, workers) <= free[0]:
+                        free[0] -= min(pending[ready][1].slots, workers)
+                        return pending.pop(ready)
                     cond.wait()
                 return None
 
@@ -202,10 +212,9 @@ class StudyRunner:
                     result = self._failure(job, f'{type(e).__name__}: {e}', progress)
                 with cond:
                     outcome[job.id] = result
+                    free[0] += min(job.slots, workers)
                     cond.notify_all()
 
-        # nothing trains in a dry run or a report: one worker, so that the jobs are listed in their order
-        workers = 1 if self.dry_run or self.report else max(1, min(self.jobs, len(jobs)))
         threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
         for t in threads:
             t.start()

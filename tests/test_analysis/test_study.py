@@ -100,3 +100,35 @@ def test_runner_report_and_dry_run_train_nothing(tmp_path, capsys):
     assert not (tmp_path / 'teacher').exists()
     with pytest.raises(ValueError, match='not among the jobs'):
         StudyRunner().run([_job(tmp_path, 'kd', 0, 'pass', needs=('teacher', 0))])
+
+
+def test_runner_gives_a_multi_process_job_its_places(tmp_path):
+    """A job of 2 slots (a 2-process teacher) waits until 2 places are free and no other job runs beside it; a
+    later 1-slot job does not overtake it; with one place it still runs (its slots are capped)."""
+    stamp = "open(os.path.join(wd, 'span'), 'a').write(f'{__import__(\"time\").time()} ')"
+    span = f"{stamp}; __import__('time').sleep(0.6); {stamp}"
+    jobs = [_job(tmp_path, 'baseline', 0, span),
+            _job(tmp_path, 'teacher', 0, span),
+            _job(tmp_path, 'baseline', 1, span),
+            _job(tmp_path, 'kd', 0, span, needs=('teacher', 0))]
+    jobs[1].slots = 2
+    records, failures = StudyRunner(jobs=2).run(jobs)
+    assert failures == [] and len(records) == 4
+
+    def interval(method, seed):
+        start, end = map(float, (tmp_path / method / f'seed{seed}' / 'span').read_text().split())
+        return start, end
+
+    teacher = interval('teacher', 0)
+    others = [interval('baseline', 0), interval('baseline', 1), interval('kd', 0)]
+    assert all(end <= teacher[0] or start >= teacher[1] for start, end in others)  # nothing beside the teacher
+    assert interval('baseline', 1)[0] >= teacher[1]  # listed after the teacher: it did not overtake it
+    assert interval('kd', 0)[0] >= teacher[1]
+    # the two jobs after the teacher ran side by side (1 slot each)
+    (a0, a1), (b0, b1) = interval('baseline', 1), interval('kd', 0)
+    assert a0 < b1 and b0 < a1
+
+    one = [_job(tmp_path / 'one', 'teacher', 0, 'pass')]
+    one[0].slots = 2
+    records, failures = StudyRunner(jobs=1).run(one)
+    assert failures == [] and ('teacher', 0) in records

@@ -96,10 +96,28 @@ def test_the_teacher_and_its_students_depend_on_the_data_options(tmp_path):
         jobs = {job.id: job for job in det_study.jobs(args, det_study.data_options(args), f'digest{n}')}
         assert jobs['kd', 0].needs == ('teacher', 0) and jobs['baseline', 0].needs is None
         assert jobs['kd', 0].key['teacher'] == jobs['teacher', 0].key  # a retrained teacher retrains its students
-        assert f'model.teacher_ckpt={tmp_path}/wd/teacher/iter_3000.pth' in jobs['kd', 0].cmd
+        assert f'model.teacher_ckpt={tmp_path}/wd/teacher/iter_1500.pth' in jobs['kd', 0].cmd
         keys[n] = jobs['teacher', 0].key
         assert f'model.roi_head.bbox_head.num_classes={n}' in jobs['teacher', 0].cmd
     assert keys[4] != keys[6] and keys[4]['data'] == 'digest4'
+
+
+def test_the_teacher_trains_as_a_distributed_run_of_teacher_procs_processes(tmp_path):
+    """--teacher-procs 2 (the default): what tools/dist_train.sh runs (torch.distributed.run + --launcher pytorch),
+    taking 2 of the runner's places; --teacher-procs 1: a plain tools/train.py run. The students stay 1-process."""
+    base = ['--rows', 'kd', '--seeds', '0', '--work-dir', str(tmp_path / 'wd'), '--data-root', str(tmp_path / 'd')]
+    for procs, argv in ((2, []), (2, ['--teacher-procs', '2']), (1, ['--teacher-procs', '1'])):
+        args = det_study.parse_args(base + argv)
+        jobs = {job.id: job for job in det_study.jobs(args, det_study.data_options(args), 'digest')}
+        teacher, kd = jobs['teacher', 0], jobs['kd', 0]
+        assert teacher.slots == procs and kd.slots == 1 and kd.cmd[1] == 'tools/train.py'
+        t = teacher.cmd.index('tools/train.py')
+        if procs == 1:
+            assert t == 1 and '--launcher' not in teacher.cmd
+        else:
+            assert teacher.cmd[1:t] == ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2']
+            assert teacher.cmd[t + 1:t + 4] == [f'{det_study.CONFIG_DIR}/{det_study.TEACHER}', '--launcher', 'pytorch']
+        assert teacher.cmd[1:] == teacher.key['cmd']  # a teacher of another process count is another teacher
 
 
 def test_schedule_options_scale_milestones_validation_and_checkpoint():

@@ -1,7 +1,7 @@
 # Demo pair: the R50-FPN teacher of faster_rcnn_r50_teacher.py -> an R18-FPN student, with mmkd.RoIDistill.
 _base_ = './faster_rcnn_r50_synthetic.py'
 
-teacher_ckpt = 'work_dirs/demo/teacher/iter_3000.pth'  # configs/demo/faster_rcnn_r50_teacher.py
+teacher_ckpt = 'work_dirs/demo/teacher/iter_1500.pth'  # configs/demo/faster_rcnn_r50_teacher.py
 model = dict(
     _delete_=True,
     _scope_='mmkd',
