@@ -412,10 +412,11 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
         t_ckpt = osp.join(args.teacher_dir, f'iter_{iters}.pth')
         opts = (data['val'] + class_options(t_config, names, args.img_size) +
                 schedule_options(t_config, args.teacher_iters) + common + ['randomness.seed=0'])
-        cmd = [sys.executable, 'tools/train.py', t_config, '--work-dir', args.teacher_dir, '--cfg-options', *opts]
+        cmd = [sys.executable, 'tools/train.py', t_config]
         if args.teacher_procs > 1:  # what tools/dist_train.sh runs; --standalone: a free port of its own
-            cmd[1:1] = ['-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={args.teacher_procs}']
-            cmd[cmd.index(t_config) + 1:cmd.index(t_config) + 1] = ['--launcher', 'pytorch']
+            cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                   f'--nproc-per-node={args.teacher_procs}', 'tools/train.py', t_config, '--launcher', 'pytorch']
+        cmd += ['--work-dir', args.teacher_dir, '--cfg-options', *opts]
         teacher_key = dict(cmd=cmd[1:], data=digest)
         out.append(Job('teacher', 0, cmd, args.teacher_dir, teacher_key,
                        collect=lambda wd, ckpt=t_ckpt: collect(wd, ckpt), slots=args.teacher_procs,

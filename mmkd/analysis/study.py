@@ -187,22 +187,27 @@ class StudyRunner:
         cond = threading.Condition()
         # nothing trains in a dry run or a report: one worker, so that the jobs are listed in their order
         workers = 1 if self.dry_run or self.report else max(1, min(self.jobs, len(jobs)))
-        free = [workers]  # places not taken by a running job
+        free = workers  # places not taken by a running job
+
+        def places(job: Job) -> int:
+            return min(job.slots, workers)
 
         def take():
+            nonlocal free
             with cond:
                 while pending:
                     # the first job whose prerequisite has ended (so the jobs that need none run alongside it),
                     # once it has its places: a later job does not overtake it (the teacher is not delayed)
                     ready = next((i for i, (_, job) in enumerate(pending)
                                   if job.needs is None or job.needs in outcome), None)
-                    if ready is not None and min(pending[ready][1].slots, workers) <= free[0]:
-                        free[0] -= min(pending[ready][1].slots, workers)
+                    if ready is not None and places(pending[ready][1]) <= free:
+                        free -= places(pending[ready][1])
                         return pending.pop(ready)
                     cond.wait()
                 return None
 
         def work():
+            nonlocal free
             while (item := take()) is not None:
                 number, job = item
                 progress = f'[{number}/{len(jobs)}] {job.method} seed {job.seed}'
@@ -212,7 +217,7 @@ class StudyRunner:
                     result = self._failure(job, f'{type(e).__name__}: {e}', progress)
                 with cond:
                     outcome[job.id] = result
-                    free[0] += min(job.slots, workers)
+                    free += places(job)
                     cond.notify_all()
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
