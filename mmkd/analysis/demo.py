@@ -9,7 +9,7 @@ from . import det_study
 from .study import REPO
 
 # One seed and the shipped methods, with the study's schedule: the demo's rows are the study's seed-0 runs.
-DEMO_ROWS = ['baseline', 'kd', 'nd', 'reviewkdpp', 'nc', 'icd']
+DEMO_ROWS = det_study.DEMO_ROWS
 DEFAULTS = dict(rows=DEMO_ROWS, seeds=[0], default_work_dir='work_dirs/demo')
 SCRIPT = 'tools/analysis/run_demo.py'
 

@@ -42,8 +42,8 @@ import time
 from collections import namedtuple
 from typing import Dict, List, Optional, Sequence
 
-from .study import (REPO, Job, StudyRunner, format_delta, format_value, machine, paired_delta, relpath,
-                    seed_summary, validation_records)
+from .study import (REPO, Job, StudyRunner, format_delta, format_value, machine, paired_delta, rank_agreement,
+                    relpath, seed_summary, validation_records)
 from .study import last_quarter_change as study_last_quarter_change
 
 CONFIG_DIR = 'configs/demo'
@@ -64,6 +64,8 @@ ROWS = {
 }
 # the study's rows, fixed before any result (NC alone and iCD alone only if the time budget allows: --rows)
 STUDY_ROWS = ['baseline', 'kd', 'nd_nokd', 'nd', 'reviewkd', 'reviewkdpp', 'nc', 'icd']
+# `make demo`'s rows (mmkd.analysis.demo): the study's seed-0 runs of these; the study says how they rank at one seed
+DEMO_ROWS = ['baseline', 'kd', 'nd', 'reviewkdpp', 'nc', 'icd']
 STUDENT_ALONE = 'baseline'
 TEACHER_LABEL = 'teacher R50-FPN'
 METRIC = 'coco/bbox_mAP'
@@ -489,6 +491,32 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
     return '\n'.join(lines)
 
 
+def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str, str] = None,
+            subsets: Dict[str, Sequence[str]] = None) -> str:
+    """The rows ranked by mean mAP over ``seeds`` (those with every seed; the teacher is not a row here), and how
+    far each seed alone ranks them so (:func:`mmkd.analysis.study.rank_agreement`): Kendall's tau and the pairs it
+    swaps; the same for each named subset of rows (``{'the demo's rows': DEMO_ROWS}``). ``''`` for one seed."""
+    if len(seeds) < 2:
+        return ''
+    labels = labels or {r: spec.label for r, spec in ROWS.items()}
+    metric = {row: {r['seed']: r['metric'] for r in records} for row, records in rows.items()}
+    lines = []
+    for title, names in {'all rows': list(metric), **(subsets or {})}.items():
+        agreement = rank_agreement({r: metric[r] for r in names if r in metric}, seeds)
+        if len(agreement['order']) < 2:
+            continue
+        left_out = (f' (left out, a seed missing: {", ".join(labels.get(r, r) for r in agreement["left_out"])})'
+                    if agreement['left_out'] else '')
+        lines.append(f'Ranking of {title} by mean over seeds {", ".join(map(str, seeds))}{left_out}: '
+                     + ' > '.join(labels.get(r, r) for r in agreement['order']) + '.')
+        for s, a in agreement['seeds'].items():
+            swaps = '; '.join(f'{labels.get(x, x)} below {labels.get(y, y)}' for x, y in a['swapped'])
+            lines.append(f'- seed {s} alone: Kendall tau {a["tau"]:+.2f}'
+                         + (f', against the means: {swaps}' if swaps else ', the same order'))
+        lines.append('')
+    return '\n'.join(lines).strip()
+
+
 def main(argv=None, defaults: dict = None, script: str = None) -> dict:
     """Run (or resume, report, dry-run) the study; returns dict(teacher, rows, failures, text, out) ({} for a
     dry run). The command line exits 1 when ``failures`` is not empty (:func:`cli`)."""
@@ -527,6 +555,7 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
     command = shlex.join(['python', script or 'tools/analysis/det_study.py', *args.argv])
     split = 'held-out training images' if args.eval_on == 'heldout' else 'validation images'
     total = time.perf_counter() - start
+    ranks = ranking(rows, args.seeds, labels, {"the demo's rows (make demo: seed 0)": DEMO_ROWS})
     text = (f'# Detection study on synthetic shapes\n\n{table(teacher, rows, args.seeds, failures, labels, bases)}\n\n'
             f'COCO bbox mAP on the {args.num_heldout if args.eval_on == "heldout" else args.num_val} {split} '
             f'({args.img_size}x{args.img_size}, {args.num_classes} shape classes {", ".join(classes(args))}, '
@@ -534,6 +563,7 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
             f'seeds. Δ (paired): mean over the seeds both rows have of (row - reference) at the same seed ± its '
             f'standard error (sample std / sqrt(n)), n seeds; "vs base": against the row the method adds to. '
             f'last-quarter Δ: mAP change over the last quarter of the schedule (plateau check).\n\n'
+            + (f'{ranks}\n\n' if ranks else '') +
             f'Command: `{command}`\n\nMachine: {machine(args.jobs, args.threads)}; the teacher: '
             f'{args.teacher_procs} process(es) together (taking {min(args.teacher_procs, args.jobs)} of the '
             f'{args.jobs} places).\n\n'

@@ -6,7 +6,8 @@
   interrupted study resumes. A run that fails is listed (row, seed, log) and the others go on; the jobs that need
   it fail with it, without training.
 * :func:`paired_delta`: the paired difference of a row and its reference over the seeds both have, with its
-  standard error; :func:`seed_summary`: a row's mean and standard deviation over its seeds, with the seeds missing.
+  standard error; :func:`seed_summary`: a row's mean and standard deviation over its seeds, with the seeds missing;
+  :func:`rank_agreement`: how far one seed alone (a demo's runs) ranks the rows as their means over seeds do.
 """
 import glob
 import json
@@ -26,8 +27,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECORD = 'study_run.json'
 LOCK = '.training'
 
-__all__ = ['REPO', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'format_delta', 'format_value',
-           'machine', 'cpu_name']
+__all__ = ['REPO', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'rank_agreement', 'kendall_tau',
+           'format_delta', 'format_value', 'machine', 'cpu_name']
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -57,6 +58,44 @@ def seed_summary(values: Mapping[int, float], seeds: Optional[Sequence[int]] = N
     have = [float(values[s]) for s in seeds if s in values]
     return dict(n=len(have), mean=statistics.fmean(have) if have else None,
                 std=statistics.stdev(have) if len(have) > 1 else None, missing=[s for s in seeds if s not in values])
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
+    """Kendall's tau-a of two equally long sequences: ``(C - D) / (n (n - 1) / 2)`` over all pairs ``i < j``,
+    ``C`` the pairs both order the same way, ``D`` the pairs they order oppositely (a tie in either counts as
+    neither). 1: the same order; -1: reversed. ``None`` for fewer than 2 items."""
+    if len(a) != len(b):
+        raise ValueError(f'kendall_tau: {len(a)} values against {len(b)}')
+    n = len(a)
+    if n < 2:
+        return None
+    s = sum(math.copysign(1, (a[i] - a[j]) * (b[i] - b[j])) if (a[i] - a[j]) * (b[i] - b[j]) else 0
+            for i in range(n) for j in range(i + 1, n))
+    return s / (n * (n - 1) / 2)
+
+
+def rank_agreement(values: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> dict:
+    """How far each seed alone ranks the rows as their means over ``seeds`` do (a demo is one seed's runs).
+
+    Only the rows with every seed of ``seeds`` take part (a mean over fewer seeds is not comparable). For each
+    seed ``s``: Kendall's tau (:func:`kendall_tau`) between the rows' values at ``s`` and their means, and the
+    pairs of rows the seed orders against the means.
+
+    Returns:
+        dict(order=[rows by mean, best first], left_out=[rows missing a seed],
+        seeds={s: dict(tau, swapped=[(row a, row b): a above b by mean, below at s])}).
+    """
+    seeds = list(seeds)
+    rows = [r for r in values if all(s in values[r] for s in seeds)]
+    means = {r: statistics.fmean(values[r][s] for s in seeds) for r in rows}
+    order = sorted(rows, key=lambda r: -means[r])
+    per_seed = {}
+    for s in seeds:
+        swapped = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
+                   if means[a] > means[b] and values[a][s] < values[b][s]]
+        per_seed[s] = dict(tau=kendall_tau([values[r][s] for r in order], [means[r] for r in order]),
+                           swapped=swapped)
+    return dict(order=order, left_out=[r for r in values if r not in rows], seeds=per_seed)
 
 
 def format_value(x: Optional[float], spec: str = '.3f', signed: bool = False) -> str:

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from mmkd.analysis.study import Job, StudyRunner, format_delta, paired_delta, seed_summary
+from mmkd.analysis.study import (Job, StudyRunner, format_delta, kendall_tau, paired_delta, rank_agreement,
+                                 seed_summary)
 
 
 def test_paired_delta_by_hand():
@@ -42,6 +43,31 @@ def test_seed_summary():
     s = seed_summary({0: 1.0, 2: 3.0}, [0, 1, 2])
     assert s == dict(n=2, mean=2.0, std=pytest.approx(math.sqrt(2)), missing=[1])
     assert seed_summary({5: 1.5}) == dict(n=1, mean=1.5, std=None, missing=[])
+
+
+def test_kendall_tau_by_hand():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # pairs of [1, 3, 2] against [1, 2, 3]: (0,1) +, (0,2) +, (1,2) - -> (2 - 1) / 3
+    assert kendall_tau([1, 3, 2], [1, 2, 3]) == pytest.approx(1 / 3)
+    # a tie in either sequence counts as neither: (0,1) tie, (0,2) +, (1,2) + -> 2 / 3
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / 3)
+    assert kendall_tau([1.0], [2.0]) is None
+    with pytest.raises(ValueError, match='3 values against 2'):
+        kendall_tau([1, 2, 3], [1, 2])
+
+
+def test_rank_agreement_names_each_seeds_swaps_and_leaves_out_rows_missing_a_seed():
+    values = {'alone': {0: 0.20, 1: 0.21, 2: 0.19},
+              'kd': {0: 0.19, 1: 0.30, 2: 0.28},   # mean 0.2567, below the student alone at seed 0
+              'rkd': {0: 0.35, 1: 0.33, 2: 0.34},  # mean 0.34, first everywhere
+              'nc': {0: 0.25, 1: 0.24}}            # seed 2 missing: not ranked
+    a = rank_agreement(values, [0, 1, 2])
+    assert a['order'] == ['rkd', 'kd', 'alone'] and a['left_out'] == ['nc']
+    # seed 0 orders rkd > alone > kd: one of three pairs swapped -> tau (2 - 1) / 3
+    assert a['seeds'][0]['swapped'] == [('kd', 'alone')] and a['seeds'][0]['tau'] == pytest.approx(1 / 3)
+    for s in (1, 2):
+        assert a['seeds'][s] == dict(tau=1.0, swapped=[])
 
 
 def _job(tmp_path, method, seed, code, needs=None, key='k'):

@@ -175,6 +175,22 @@ def test_table_pairs_every_delta_by_seed_and_lists_missing_and_failed_runs():
         assert table_lines[0].count('|') == len(seeds) + 9  # row, the seeds and 7 more columns
 
 
+def test_ranking_says_how_each_seed_alone_orders_the_rows():
+    rows = {row: [_record(row, s, [(100, v)]) for s, v in enumerate(values)]
+            for row, values in (('baseline', (0.20, 0.21, 0.19)), ('kd', (0.19, 0.30, 0.28)),
+                                ('reviewkd', (0.35, 0.33, 0.34)), ('nd_nokd', (0.22, 0.23)))}
+    text = det_study.ranking(rows, [0, 1, 2], subsets={'the demo rows': ['baseline', 'kd']})
+    lines = text.splitlines()
+    assert lines[0] == ('Ranking of all rows by mean over seeds 0, 1, 2 (left out, a seed missing: ND alone): '
+                        'ReviewKD > KD (RoI logits) > student R18-FPN alone.')
+    assert lines[1] == ('- seed 0 alone: Kendall tau +0.33, against the means: KD (RoI logits) below '
+                        'student R18-FPN alone')
+    assert lines[2] == '- seed 1 alone: Kendall tau +1.00, the same order'
+    demo = text.split('Ranking of the demo rows')[1].splitlines()
+    assert demo[1] == '- seed 0 alone: Kendall tau -1.00, against the means: KD (RoI logits) below student R18-FPN alone'
+    assert det_study.ranking(rows, [0]) == ''  # one seed ranks nothing against itself
+
+
 def test_bad_arguments_stop_at_once(capsys):
     out = subprocess.run([sys.executable, 'tools/analysis/det_study.py', '--jobs', '0'], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
