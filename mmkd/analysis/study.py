@@ -69,9 +69,8 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     n = len(a)
     if n < 2:
         return None
-    s = sum(math.copysign(1, (a[i] - a[j]) * (b[i] - b[j])) if (a[i] - a[j]) * (b[i] - b[j]) else 0
-            for i in range(n) for j in range(i + 1, n))
-    return s / (n * (n - 1) / 2)
+    products = [(a[i] - a[j]) * (b[i] - b[j]) for i in range(n) for j in range(i + 1, n)]
+    return sum((p > 0) - (p < 0) for p in products) / len(products)
 
 
 def rank_agreement(values: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> dict:
