@@ -494,8 +494,9 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
 def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str, str] = None,
             subsets: Dict[str, Sequence[str]] = None) -> str:
     """The rows ranked by mean mAP over ``seeds`` (those with every seed; the teacher is not a row here), and how
-    far each seed alone ranks them so (:func:`mmkd.analysis.study.rank_agreement`): Kendall's tau and the pairs it
-    swaps; the same for each named subset of rows (``{'the demo's rows': DEMO_ROWS}``). ``''`` for one seed."""
+    far each seed alone ranks them so (:func:`mmkd.analysis.study.rank_agreement`): Kendall's tau, the pairs it
+    swaps with their paired Δ, and which of those the seeds separate by more than 2 SE; the same for each named
+    subset of rows (``{'the demo's rows': DEMO_ROWS}``). ``''`` for one seed."""
     if len(seeds) < 2:
         return ''
     labels = labels or {r: spec.label for r, spec in ROWS.items()}
@@ -510,9 +511,12 @@ def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str,
         lines.append(f'Ranking of {title} by mean over seeds {", ".join(map(str, seeds))}{left_out}: '
                      + ' > '.join(labels.get(r, r) for r in agreement['order']) + '.')
         for s, a in agreement['seeds'].items():
-            swaps = '; '.join(f'{labels.get(x, x)} below {labels.get(y, y)}' for x, y in a['swapped'])
+            swaps = '; '.join(f'{labels.get(x, x)} below {labels.get(y, y)} (paired Δ '
+                              f'{format_delta(paired_delta(metric[x], metric[y], seeds))})' for x, y in a['swapped'])
+            separated = ', '.join(f'{labels.get(x, x)} / {labels.get(y, y)}' for x, y in a['separated']) or 'none'
             lines.append(f'- seed {s} alone: Kendall tau {a["tau"]:+.2f}'
-                         + (f', against the means: {swaps}' if swaps else ', the same order'))
+                         + (f', against the means: {swaps}; of these, separated by more than 2 SE: {separated}'
+                            if swaps else ', the same order'))
         lines.append('')
     return '\n'.join(lines).strip()
 

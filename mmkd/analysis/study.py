@@ -77,12 +77,15 @@ def rank_agreement(values: Mapping[str, Mapping[int, float]], seeds: Sequence[in
     """How far each seed alone ranks the rows as their means over ``seeds`` do (a demo is one seed's runs).
 
     Only the rows with every seed of ``seeds`` take part (a mean over fewer seeds is not comparable). For each
-    seed ``s``: Kendall's tau (:func:`kendall_tau`) between the rows' values at ``s`` and their means, and the
-    pairs of rows the seed orders against the means.
+    seed ``s``: Kendall's tau (:func:`kendall_tau`) between the rows' values at ``s`` and their means, the pairs
+    of rows the seed orders against the means, and those of them the seeds separate: the paired Δ of the pair
+    (:func:`paired_delta`) more than 2 standard errors from 0 (a swap of rows the study cannot tell apart is
+    noise; a swap of separated rows is a seed that misleads).
 
     Returns:
         dict(order=[rows by mean, best first], left_out=[rows missing a seed],
-        seeds={s: dict(tau, swapped=[(row a, row b): a above b by mean, below at s])}).
+        seeds={s: dict(tau, swapped=[(row a, row b): a above b by mean, below at s], separated=[the swapped
+        pairs whose paired Δ a - b exceeds 2 SE])}).
     """
     seeds = list(seeds)
     rows = [r for r in values if all(s in values[r] for s in seeds)]
@@ -92,8 +95,10 @@ def rank_agreement(values: Mapping[str, Mapping[int, float]], seeds: Sequence[in
     for s in seeds:
         swapped = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
                    if means[a] > means[b] and values[a][s] < values[b][s]]
+        deltas = {pair: paired_delta(values[pair[0]], values[pair[1]], seeds) for pair in swapped}
         per_seed[s] = dict(tau=kendall_tau([values[r][s] for r in order], [means[r] for r in order]),
-                           swapped=swapped)
+                           swapped=swapped, separated=[p for p, d in deltas.items()
+                                                       if d['se'] is not None and d['mean'] > 2 * d['se']])
     return dict(order=order, left_out=[r for r in values if r not in rows], seeds=per_seed)
 
 

@@ -66,8 +66,16 @@ def test_rank_agreement_names_each_seeds_swaps_and_leaves_out_rows_missing_a_see
     assert a['order'] == ['rkd', 'kd', 'alone'] and a['left_out'] == ['nc']
     # seed 0 orders rkd > alone > kd: one of three pairs swapped -> tau (2 - 1) / 3
     assert a['seeds'][0]['swapped'] == [('kd', 'alone')] and a['seeds'][0]['tau'] == pytest.approx(1 / 3)
+    # kd - alone per seed -0.01, 0.09, 0.09: mean 0.0567, se 0.0333 -> 1.7 SE, a swap of rows the seeds cannot tell
+    # apart
+    assert a['seeds'][0]['separated'] == []
     for s in (1, 2):
-        assert a['seeds'][s] == dict(tau=1.0, swapped=[])
+        assert a['seeds'][s] == dict(tau=1.0, swapped=[], separated=[])
+    # a steady gain at every other seed: a seed that swaps it misleads
+    c = rank_agreement({'alone': {0: 0.20, 1: 0.20, 2: 0.20, 3: 0.20},
+                        'kd': {0: 0.19, 1: 0.30, 2: 0.30, 3: 0.30}}, [0, 1, 2, 3])
+    # kd - alone: -0.01, 0.1, 0.1, 0.1: mean 0.0725, sd 0.055, se 0.0275 -> 2.6 SE: seed 0 misleads
+    assert c['seeds'][0]['swapped'] == [('kd', 'alone')] and c['seeds'][0]['separated'] == [('kd', 'alone')]
 
 
 def _job(tmp_path, method, seed, code, needs=None, key='k'):

@@ -183,11 +183,12 @@ def test_ranking_says_how_each_seed_alone_orders_the_rows():
     lines = text.splitlines()
     assert lines[0] == ('Ranking of all rows by mean over seeds 0, 1, 2 (left out, a seed missing: ND alone): '
                         'ReviewKD > KD (RoI logits) > student R18-FPN alone.')
-    assert lines[1] == ('- seed 0 alone: Kendall tau +0.33, against the means: KD (RoI logits) below '
-                        'student R18-FPN alone')
+    # kd - alone: -0.01, 0.09, 0.09 -> +0.057 ± 0.033, not separated by 2 SE
+    assert lines[1] == ('- seed 0 alone: Kendall tau +0.33, against the means: KD (RoI logits) below student R18-FPN '
+                        'alone (paired Δ +0.057 ± 0.033 (n=3)); of these, separated by more than 2 SE: none')
     assert lines[2] == '- seed 1 alone: Kendall tau +1.00, the same order'
     demo = text.split('Ranking of the demo rows')[1].splitlines()
-    assert demo[1] == '- seed 0 alone: Kendall tau -1.00, against the means: KD (RoI logits) below student R18-FPN alone'
+    assert demo[1].startswith('- seed 0 alone: Kendall tau -1.00, against the means: KD (RoI logits) below student')
     assert det_study.ranking(rows, [0]) == ''  # one seed ranks nothing against itself
 
 
