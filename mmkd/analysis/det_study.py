@@ -27,7 +27,8 @@ whose record (``<run>/study_run.json``: the command, the data's digest and, for 
 key) matches is skipped, so an interrupted study resumes. A run that fails is listed in the table with its log, the
 others go on, and the command exits with status 1 at the end. Each run is appended to ``<out>/results.jsonl`` as it
 finishes (the format ``plot_study.py`` reads); the table goes to ``<out>/results.md``. Every Δ is paired: the mean
-over seeds of (row - reference) at the same seed, ± its standard error, with n.
+over seeds of (row - reference) at the same seed, ± its standard error, with n. Under the table: the rows ranked by
+mean and how each seed alone (``make demo`` is seed 0) orders them (:func:`ranking`).
 """
 import argparse
 import glob
