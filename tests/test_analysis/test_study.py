@@ -72,10 +72,10 @@ def test_rank_agreement_names_each_seeds_swaps_and_leaves_out_rows_missing_a_see
     for s in (1, 2):
         assert a['seeds'][s] == dict(tau=1.0, swapped=[], separated=[])
     # a steady gain at every other seed: a seed that swaps it misleads
-    c = rank_agreement({'alone': {0: 0.20, 1: 0.20, 2: 0.20, 3: 0.20},
+    b = rank_agreement({'alone': {0: 0.20, 1: 0.20, 2: 0.20, 3: 0.20},
                         'kd': {0: 0.19, 1: 0.30, 2: 0.30, 3: 0.30}}, [0, 1, 2, 3])
     # kd - alone: -0.01, 0.1, 0.1, 0.1: mean 0.0725, sd 0.055, se 0.0275 -> 2.6 SE: seed 0 misleads
-    assert c['seeds'][0]['swapped'] == [('kd', 'alone')] and c['seeds'][0]['separated'] == [('kd', 'alone')]
+    assert b['seeds'][0]['swapped'] == [('kd', 'alone')] and b['seeds'][0]['separated'] == [('kd', 'alone')]
 
 
 def _job(tmp_path, method, seed, code, needs=None, key='k'):
