@@ -30,7 +30,8 @@ but runs it on today's PyTorch. Each patch below is idempotent, touches nothing 
    ``StopDistillHook(stop_epoch)`` before its 1.0.0 tag, but mmyolo's and mmpose's distillation configs still use
    the old name. The old name is registered in mmrazor's ``HOOKS`` as a thin subclass.
 6. :func:`setup_cpu_distributed` (called by the tools, not at import): distributed training and testing on a
-   machine without CUDA; :func:`finish_distributed` ends such a run cleanly (barrier, then destroy the group).
+   machine without CUDA; :func:`finish_distributed` ends such a run cleanly (a barrier, every rank out of it, then
+   destroy the group).
 7. :func:`mmcv_ops_accept_bfloat16` (called by ``mmkd.CPUAmpOptimWrapper``, i.e. ``tools/train.py --amp`` on a
    machine without CUDA, not at import): mmcv 2.1.0's CPU ``nms`` and ``roi_align`` have no bfloat16 kernel.
 8. ``_format_configs_once``: mmengine formats the whole config with yapf each time ``Config.pretty_text`` is read,
@@ -43,6 +44,7 @@ import os.path as osp
 import pickle
 import re
 import sys
+import time
 import types
 from collections.abc import Mapping
 from typing import Callable
@@ -228,18 +230,32 @@ def setup_cpu_distributed(cfg) -> None:
         cfg.model_wrapper_cfg.setdefault('device_ids', None)
 
 
-def finish_distributed() -> None:
-    """The end of patch 6, called by ``tools/train.py`` and ``tools/test.py`` after the run: every rank waits for
-    the others (a barrier), then destroys the process group while the interpreter is fully alive.
+def finish_distributed(timeout: float = 600.0) -> None:
+    """The end of patch 6, called by ``tools/train.py`` and ``tools/test.py`` after the run: every rank waits until
+    every rank has *finished* a barrier, then destroys the process group while the interpreter is fully alive.
 
     An ``atexit`` destroy alone was not enough: a rank that tore its group down at exit while another still held
     pending gloo work aborted with ``terminate called without an active exception`` (SIGABRT, exit status -6)
-    after a finished two-process run, so ``dist_train.sh`` failed at random although training had succeeded.
-    No-op outside a distributed run.
+    after a finished two-process run, so ``dist_train.sh`` failed at random although training had succeeded. A
+    gloo barrier alone narrowed that but did not close it (seen once more on a loaded 2-core machine: rank 1
+    aborted after a finished run): one rank can return from the barrier while another is still completing it. So
+    after the barrier each rank counts itself in on the group's store (not gloo) and destroys its group only when
+    every rank has counted in, i.e. has returned from the barrier (a store that stops answering means the ranks
+    that host it are done: go on). No-op outside a distributed run.
     """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    try:
+        store, world = dist.distributed_c10d._get_default_store(), dist.get_world_size()
+        arrived = store.add('mmkd/finished', 1)
+        target = -(-arrived // world) * world  # this generation's count, should the store outlive the group
+        deadline = time.monotonic() + timeout
+        while store.add('mmkd/finished', 0) < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+    except (RuntimeError, ValueError, OSError):
+        pass
+    dist.destroy_process_group()
 
 
 def has_bf16(args) -> bool:

@@ -273,3 +273,28 @@ def test_finish_distributed_waits_for_every_rank_then_destroys_the_group(tmp_pat
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert float(outs[0].split('waited ')[-1]) >= 1.5, outs[0]
+
+
+def test_finish_distributed_destroys_no_group_before_every_rank_is_out_of_the_barrier(tmp_path):
+    """Rank 0 returns from the barrier 2 s late (a slow rank still completing it): rank 1, out of its own barrier at
+    once, must not destroy its group until rank 0 is out too (it waits >= 1.5 s); both exit with status 0."""
+    code = f'''
+        import sys, time, torch.distributed as dist
+        from mmkd import compat
+        rank = int(sys.argv[1])
+        dist.init_process_group('gloo', init_method='file://{tmp_path}/store', rank=rank, world_size=2)
+        if rank == 0:
+            barrier = dist.barrier
+            dist.barrier = lambda *a, **k: (barrier(*a, **k), time.sleep(2))[0]
+        destroy, destroyed = dist.destroy_process_group, []
+        dist.destroy_process_group = lambda *a: (destroyed.append(time.time()), destroy(*a))[1]
+        start = time.time()
+        compat.finish_distributed()
+        assert not dist.is_initialized() and len(destroyed) == 1
+        print(f'waited {{destroyed[0] - start:.2f}}')
+        '''
+    procs = [subprocess.Popen([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code), str(r)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert float(outs[1].split('waited ')[-1]) >= 1.5, outs[1]
