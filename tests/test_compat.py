@@ -252,6 +252,15 @@ def test_config_text_is_formatted_once_per_content(monkeypatch):
     assert 'depth=50' in cfg.pretty_text and len(calls) == 3
 
 
+def _two_ranks(code: str) -> list:
+    """Run ``code`` as rank 0 and rank 1 (``sys.argv[1]``) side by side; both must exit with status 0."""
+    procs = [subprocess.Popen([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code), str(r)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    return outs
+
+
 def test_finish_distributed_waits_for_every_rank_then_destroys_the_group(tmp_path):
     """Two gloo ranks: rank 1 reaches finish_distributed 2 s after rank 0, which must wait for it (the barrier)
     before both groups are destroyed; then the process exits normally (status 0, no abort)."""
@@ -268,10 +277,7 @@ def test_finish_distributed_waits_for_every_rank_then_destroys_the_group(tmp_pat
         compat.finish_distributed()  # a no-op once destroyed
         print(f'waited {{time.time() - start:.2f}}')
         '''
-    procs = [subprocess.Popen([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code), str(r)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    outs = _two_ranks(code)
     assert float(outs[0].split('waited ')[-1]) >= 1.5, outs[0]
 
 
@@ -293,8 +299,5 @@ def test_finish_distributed_destroys_no_group_before_every_rank_is_out_of_the_ba
         assert not dist.is_initialized() and len(destroyed) == 1
         print(f'waited {{destroyed[0] - start:.2f}}')
         '''
-    procs = [subprocess.Popen([sys.executable, '-W', 'ignore', '-c', textwrap.dedent(code), str(r)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    outs = _two_ranks(code)
     assert float(outs[1].split('waited ')[-1]) >= 1.5, outs[1]
