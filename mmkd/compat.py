@@ -238,7 +238,8 @@ def finish_distributed(timeout: float = 600.0) -> None:
     pending gloo work aborted with ``terminate called without an active exception`` (SIGABRT, exit status -6)
     after a finished two-process run, so ``dist_train.sh`` failed at random although training had succeeded. A
     gloo barrier alone narrowed that but did not close it (seen once more on a loaded 2-core machine: rank 1
-    aborted after a finished run): one rank can return from the barrier while another is still completing it. So
+    aborted after a finished run); the window left, as far as we know, is that one rank can return from the
+    barrier while another is still completing it. So
     after the barrier each rank counts itself in on the group's store (not gloo) and destroys its group only when
     every rank has counted in, i.e. has returned from the barrier (a store that stops answering means the ranks
     that host it are done: go on). No-op outside a distributed run.
