@@ -1,1 +1,1 @@
-from . import algorithms, backbones, classifiers, connectors, losses, utils  # noqa: F401
+from . import algorithms, backbones, classifiers, connectors, losses, roi_heads, utils  # noqa: F401

@@ -1,0 +1,87 @@
+"""mmkd.ops.RoIAlign: mmcv's RoIAlign results (forward and gradient) from the CPU kernels, on the cases that have
+their own branch in mmcv's kernel; mmcv itself where the kernels do not apply; clear errors."""
+import pytest
+import torch
+
+import mmkd  # noqa: F401,I001
+from mmcv.ops import RoIAlign as MMCVRoIAlign
+
+from mmkd.ops import RoIAlign, roi_align_cpu
+
+
+def rois_of_every_kind(n_img=3, size=64, n=40, seed=0, inverted=False):
+    """Random boxes plus the special cases: empty, outside the map, at and past its borders, sub-pixel, and an
+    inverted box (x2 < x1: only without ``aligned``, which clamps its size to 1; mmcv refuses it with ``aligned``)."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * size - 4
+    wh = torch.rand(n, 2, generator=g) * size
+    boxes = torch.cat([xy, xy + wh], 1)
+    special = torch.tensor([
+        [10., 10., 10., 10.],            # empty (aligned: no samples, output 0)
+        [30., 30., 20., 20.] if inverted else [30., 30., 30., 36.],  # inverted (or a zero-width box)
+        [size + 8., 5., size + 20., 9.],  # right of the map
+        [-30., -30., -9., -9.],          # above-left of the map
+        [0., 0., size, size],            # the whole image
+        [size - 3., size - 3., size + 5., size + 5.],  # past the bottom-right border
+        [5., 5., 5.4, 5.3],              # sub-pixel
+        [-2., 20., 3., 60.]])            # across the left border
+    boxes = torch.cat([boxes, special])
+    index = torch.randint(0, n_img, (len(boxes), 1), generator=g).float()
+    return torch.cat([index, boxes], 1)
+
+
+@pytest.mark.parametrize('aligned,sampling_ratio,scale,dtype', [
+    (True, 0, 1 / 4, torch.float32), (True, 2, 1 / 8, torch.float32), (False, 0, 1 / 4, torch.float32),
+    (False, 1, 1 / 2, torch.float64), (True, 0, 1 / 4, torch.float64)])
+def test_matches_mmcv_forward_and_gradient(aligned, sampling_ratio, scale, dtype):
+    feats = torch.randn(3, 5, 16, 12, dtype=dtype)  # not square: H and W must not be swapped
+    rois = rois_of_every_kind(inverted=not aligned).to(dtype)
+    ours = RoIAlign((7, 6), scale, sampling_ratio, aligned=aligned)
+    ref = MMCVRoIAlign((7, 6), scale, sampling_ratio, aligned=aligned)
+    x1 = feats.clone().requires_grad_()
+    x2 = feats.clone().requires_grad_()
+    out, expected = ours(x1, rois), ref(x2, rois)
+    assert out.shape == expected.shape == (len(rois), 5, 7, 6)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected, atol=tol, rtol=tol)
+    assert out[len(rois) - 5].abs().max() == 0  # outside the map
+    if aligned and not sampling_ratio:
+        assert out[len(rois) - 8].abs().max() == 0  # empty: no sample points
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x1.grad, x2.grad, atol=tol * 10, rtol=tol)
+    assert x1.grad.abs().sum() > 0
+
+
+def test_gradient_is_the_transpose_of_the_forward():
+    feats = torch.randn(2, 3, 9, 11, dtype=torch.float64, requires_grad=True)
+    rois = rois_of_every_kind(n_img=2, size=40, n=6).double()
+    # away from the bilinear kinks the map is linear in feats, so the numerical gradient is exact
+    assert torch.autograd.gradcheck(lambda f: roi_align_cpu(f, rois, 3, 1 / 4, 0, True), (feats, ))
+
+
+def test_mmcv_computes_what_the_kernels_do_not():
+    feats, rois = torch.randn(3, 4, 10, 10), rois_of_every_kind(size=40)
+    for kwargs in (dict(pool_mode='max'), dict(use_torchvision=False, pool_mode='max')):
+        torch.testing.assert_close(RoIAlign(5, 1 / 4, 0, **kwargs)(feats, rois),
+                                   MMCVRoIAlign(5, 1 / 4, 0, **kwargs)(feats, rois), atol=0, rtol=0)
+    half = feats.bfloat16()
+    with pytest.raises(RuntimeError):  # mmcv's CPU kernel has no bfloat16: the error is mmcv's, as without mmkd
+        RoIAlign(5, 1 / 4)(half, rois.bfloat16())
+
+
+def test_no_rois_and_bad_rois():
+    feats = torch.randn(2, 4, 8, 8, requires_grad=True)
+    out = RoIAlign(7, 1 / 4)(feats, torch.zeros(0, 5))
+    assert out.shape == (0, 4, 7, 7)
+    out.sum().backward()
+    assert feats.grad.abs().sum() == 0
+    with pytest.raises(ValueError, match=r'batch index is outside \[0, 2\)'):
+        RoIAlign(7, 1 / 4)(feats, torch.tensor([[2., 0., 0., 8., 8.]]))
+    with pytest.raises(ValueError, match=r'batch index is outside'):
+        RoIAlign(7, 1 / 4)(feats, torch.tensor([[-1., 0., 0., 8., 8.]]))
+    with pytest.raises(ValueError, match=r'rois must be \(R, 5\)'):
+        RoIAlign(7, 1 / 4)(feats, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r'x2 < x1 or y2 < y1'):
+        RoIAlign(7, 1 / 4)(feats, torch.tensor([[0., 0., 5., 8., 4.]]))
