@@ -447,6 +447,11 @@ def last_quarter_change(records: list) -> Optional[float]:
     return study_last_quarter_change(records, METRIC)
 
 
+def seed_metrics(rows: Dict[str, List[dict]]) -> Dict[str, Dict[int, float]]:
+    """``{row: {seed: mAP}}`` of the rows' run records."""
+    return {row: {r['seed']: r['metric'] for r in records} for row, records in rows.items()}
+
+
 def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[int],
           failures: Sequence[dict] = (), labels: Dict[str, str] = None, bases: Dict[str, str] = None) -> str:
     """The study's table: per row every seed (``missing`` / ``FAILED`` where a seed has no result), n, mean ±
@@ -456,7 +461,7 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
     bases = bases or {r: spec.base for r, spec in ROWS.items()}
     f3 = format_value
     failed = {(f['method'], f['seed']) for f in failures}
-    metric = {row: {r['seed']: r['metric'] for r in records} for row, records in rows.items()}
+    metric = seed_metrics(rows)
     head = ('| row | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | n | mean ± std | Δ vs alone (paired) '
             '| Δ vs base (paired) | mAP50 | last-quarter Δ | s / run |')
     lines = [head, '|' + '---|' * (len(seeds) + 8)]  # row, the seeds and 7 more columns
@@ -501,7 +506,7 @@ def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str,
     if len(seeds) < 2:
         return ''
     labels = labels or {r: spec.label for r, spec in ROWS.items()}
-    metric = {row: {r['seed']: r['metric'] for r in records} for row, records in rows.items()}
+    metric = seed_metrics(rows)
     lines = []
     for title, names in {'all rows': list(metric), **(subsets or {})}.items():
         agreement = rank_agreement({r: metric[r] for r in names if r in metric}, seeds)
@@ -513,7 +518,7 @@ def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str,
                      + ' > '.join(labels.get(r, r) for r in agreement['order']) + '.')
         for s, a in agreement['seeds'].items():
             swaps = '; '.join(f'{labels.get(x, x)} below {labels.get(y, y)} (paired Δ '
-                              f'{format_delta(paired_delta(metric[x], metric[y], seeds))})' for x, y in a['swapped'])
+                              f'{format_delta(a["deltas"][x, y])})' for x, y in a['swapped'])
             separated = ', '.join(f'{labels.get(x, x)} / {labels.get(y, y)}' for x, y in a['separated']) or 'none'
             lines.append(f'- seed {s} alone: Kendall tau {a["tau"]:+.2f}'
                          + (f', against the means: {swaps}; of these, separated by more than 2 SE: {separated}'

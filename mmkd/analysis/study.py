@@ -84,21 +84,21 @@ def rank_agreement(values: Mapping[str, Mapping[int, float]], seeds: Sequence[in
 
     Returns:
         dict(order=[rows by mean, best first], left_out=[rows missing a seed],
-        seeds={s: dict(tau, swapped=[(row a, row b): a above b by mean, below at s], separated=[the swapped
-        pairs whose paired Δ a - b exceeds 2 SE])}).
+        seeds={s: dict(tau, swapped=[(row a, row b): a above b by mean, below at s], deltas={swapped pair: its
+        paired Δ a - b}, separated=[the swapped pairs whose paired Δ exceeds 2 SE])}).
     """
     seeds = list(seeds)
     rows = [r for r in values if all(s in values[r] for s in seeds)]
-    means = {r: statistics.fmean(values[r][s] for s in seeds) for r in rows}
+    means = {r: seed_summary(values[r], seeds)['mean'] for r in rows}
     order = sorted(rows, key=lambda r: -means[r])
     per_seed = {}
     for s in seeds:
         swapped = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
                    if means[a] > means[b] and values[a][s] < values[b][s]]
         deltas = {pair: paired_delta(values[pair[0]], values[pair[1]], seeds) for pair in swapped}
+        separated = [p for p, d in deltas.items() if d['se'] is not None and d['mean'] > 2 * d['se']]
         per_seed[s] = dict(tau=kendall_tau([values[r][s] for r in order], [means[r] for r in order]),
-                           swapped=swapped, separated=[p for p, d in deltas.items()
-                                                       if d['se'] is not None and d['mean'] > 2 * d['se']])
+                           swapped=swapped, deltas=deltas, separated=separated)
     return dict(order=order, left_out=[r for r in values if r not in rows], seeds=per_seed)
 
 

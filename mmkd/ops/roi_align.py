@@ -13,7 +13,8 @@ in image coordinates, ``s = spatial_scale``, ``o = 0.5`` if ``aligned`` else 0 a
     x0 = x1 * s - o,  w = x2 * s - o - x0   (w = max(w, 1) if not aligned; the same for y0, h)
     grid_h = sampling_ratio if > 0 else ceil(h / PH)   (grid_w likewise)
     out[c, ph, pw] = 1 / max(grid_h * grid_w, 1) * sum over iy < grid_h, ix < grid_w of
-                     bilinear(feats[b, c], y0 + (ph + (iy + .5) / grid_h) * h / PH, x0 + (pw + (ix + .5) / grid_w) * w / PW)
+                     bilinear(feats[b, c], y0 + (ph + (iy + .5) / grid_h) * h / PH,
+                                           x0 + (pw + (ix + .5) / grid_w) * w / PW)
 
 where ``bilinear`` is 0 for a point with y < -1, y > H, x < -1 or x > W, clamps the point to >= 0 and takes the
 border row/column when it is past the last one. Shapes: feats ``(B, C, H, W)``, rois ``(R, 5)`` -> ``(R, C, PH, PW)``;
@@ -142,7 +143,8 @@ class RoIAlignCPUFunction(Function):
         channels_last = feats.detach().permute(0, 2, 3, 1).contiguous()
         rois = rois.detach().to(feats.dtype).contiguous()
         out = feats.new_zeros(rois.size(0), *output_size, feats.size(1))
-        roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), spatial_scale, sampling_ratio, aligned)
+        roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), spatial_scale, sampling_ratio,
+                                 aligned)
         ctx.save_for_backward(rois)
         ctx.args = feats.shape, spatial_scale, sampling_ratio, aligned
         return out.permute(0, 3, 1, 2).contiguous()
@@ -153,8 +155,9 @@ class RoIAlignCPUFunction(Function):
         rois, = ctx.saved_tensors
         (n, c, h, w), spatial_scale, sampling_ratio, aligned = ctx.args
         grad_in = grad_output.new_zeros(n, h, w, c)
-        roi_align_backward_kernel(grad_output.permute(0, 2, 3, 1).contiguous().numpy(), rois.numpy(), grad_in.numpy(), spatial_scale,
-                 sampling_ratio, aligned)
+        grad_out = grad_output.permute(0, 2, 3, 1).contiguous()
+        roi_align_backward_kernel(grad_out.numpy(), rois.numpy(), grad_in.numpy(), spatial_scale, sampling_ratio,
+                                  aligned)
         return grad_in.permute(0, 3, 1, 2), None, None, None, None, None
 
 

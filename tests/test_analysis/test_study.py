@@ -69,8 +69,10 @@ def test_rank_agreement_names_each_seeds_swaps_and_leaves_out_rows_missing_a_see
     # kd - alone per seed -0.01, 0.09, 0.09: mean 0.0567, se 0.0333 -> 1.7 SE, a swap of rows the seeds cannot tell
     # apart
     assert a['seeds'][0]['separated'] == []
+    assert a['seeds'][0]['deltas'][('kd', 'alone')]['mean'] == pytest.approx(0.17 / 3)
+    assert a['seeds'][0]['deltas'][('kd', 'alone')]['se'] == pytest.approx(0.1 / 3)
     for s in (1, 2):
-        assert a['seeds'][s] == dict(tau=1.0, swapped=[], separated=[])
+        assert a['seeds'][s] == dict(tau=1.0, swapped=[], deltas={}, separated=[])
     # a steady gain at every other seed: a seed that swaps it misleads
     b = rank_agreement({'alone': {0: 0.20, 1: 0.20, 2: 0.20, 3: 0.20},
                         'kd': {0: 0.19, 1: 0.30, 2: 0.30, 3: 0.30}}, [0, 1, 2, 3])
