@@ -18,106 +18,35 @@ in image coordinates, ``s = spatial_scale``, ``o = 0.5`` if ``aligned`` else 0 a
 
 where ``bilinear`` is 0 for a point with y < -1, y > H, x < -1 or x > W, clamps the point to >= 0 and takes the
 border row/column when it is past the last one. Shapes: feats ``(B, C, H, W)``, rois ``(R, 5)`` -> ``(R, C, PH, PW)``;
-no gradient flows to the RoIs (as in mmcv). The kernels add in another order than mmcv's (about 1e-6 apart).
+no gradient flows to the RoIs (as in mmcv). The kernels compute the sample points and weights in float64 where
+mmcv rounds them to float32: on small maps the two agree to ~1e-6; at COCO's P2 (coordinates in the hundreds)
+mmcv's float32 output is up to ~1e-4 from the exact (float64) result, ours ~2e-7.
 """
-import math
+import warnings
 from typing import Tuple, Union
 
-import numba
 import torch
 from mmcv.ops import RoIAlign as MMCVRoIAlign
 from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-# compiled on first use, and cached next to this file (numba's cache is per module-level function)
-_njit = numba.njit(cache=True, nogil=True)
+_KERNELS = None
 
 
-@_njit
-def _sample(start, bin_size, grid, p, i, length):
-    # one axis of a sample point: (low index, high index, fraction); low < 0 when the point is outside
-    v = start + p * bin_size + (i + 0.5) * bin_size / grid
-    if v < -1.0 or v > length:
-        return -1, 0, 0.0
-    if v <= 0:
-        v = 0.0
-    lo = int(v)
-    if lo >= length - 1:
-        return length - 1, length - 1, 0.0
-    return lo, lo + 1, v - lo
-
-
-@_njit
-def _geometry(roi, scale, ph_n, pw_n, sampling_ratio, aligned):
-    off = 0.5 if aligned else 0.0
-    x0 = roi[1] * scale - off
-    y0 = roi[2] * scale - off
-    w = roi[3] * scale - off - x0
-    h = roi[4] * scale - off - y0
-    if not aligned:
-        w = max(w, 1.0)
-        h = max(h, 1.0)
-    gh = sampling_ratio if sampling_ratio > 0 else int(math.ceil(h / ph_n))
-    gw = sampling_ratio if sampling_ratio > 0 else int(math.ceil(w / pw_n))
-    return x0, y0, h / ph_n, w / pw_n, gh, gw
-
-
-@_njit
-def roi_align_forward_kernel(feats, rois, out, scale, sampling_ratio, aligned):
-    # feats (B, H, W, C), rois (R, 5), out (R, PH, PW, C) zero-filled
-    height, width, channels = feats.shape[1], feats.shape[2], feats.shape[3]
-    for r in range(rois.shape[0]):
-        b = int(rois[r, 0])
-        x0, y0, bh, bw, gh, gw = _geometry(rois[r], scale, out.shape[1], out.shape[2], sampling_ratio, aligned)
-        inv = 1.0 / max(gh * gw, 1)
-        for ph in range(out.shape[1]):
-            for pw in range(out.shape[2]):
-                acc = out[r, ph, pw]
-                for iy in range(gh):
-                    yl, yh, ly = _sample(y0, bh, gh, ph, iy, height)
-                    if yl < 0:
-                        continue
-                    for ix in range(gw):
-                        xl, xh, lx = _sample(x0, bw, gw, pw, ix, width)
-                        if xl < 0:
-                            continue
-                        w1, w2 = (1 - ly) * (1 - lx) * inv, (1 - ly) * lx * inv
-                        w3, w4 = ly * (1 - lx) * inv, ly * lx * inv
-                        f1, f2, f3, f4 = feats[b, yl, xl], feats[b, yl, xh], feats[b, yh, xl], feats[b, yh, xh]
-                        for c in range(channels):
-                            acc[c] += w1 * f1[c] + w2 * f2[c] + w3 * f3[c] + w4 * f4[c]
-
-
-@_njit
-def roi_align_backward_kernel(grad_out, rois, grad_in, scale, sampling_ratio, aligned):
-    # grad_out (R, PH, PW, C), grad_in (B, H, W, C) zero-filled; the transpose of forward
-    height, width, channels = grad_in.shape[1], grad_in.shape[2], grad_in.shape[3]
-    for r in range(rois.shape[0]):
-        b = int(rois[r, 0])
-        x0, y0, bh, bw, gh, gw = _geometry(rois[r], scale, grad_out.shape[1], grad_out.shape[2],
-                                           sampling_ratio, aligned)
-        inv = 1.0 / max(gh * gw, 1)
-        for ph in range(grad_out.shape[1]):
-            for pw in range(grad_out.shape[2]):
-                g = grad_out[r, ph, pw]
-                for iy in range(gh):
-                    yl, yh, ly = _sample(y0, bh, gh, ph, iy, height)
-                    if yl < 0:
-                        continue
-                    for ix in range(gw):
-                        xl, xh, lx = _sample(x0, bw, gw, pw, ix, width)
-                        if xl < 0:
-                            continue
-                        w1, w2 = (1 - ly) * (1 - lx) * inv, (1 - ly) * lx * inv
-                        w3, w4 = ly * (1 - lx) * inv, ly * lx * inv
-                        a1, a2 = grad_in[b, yl, xl], grad_in[b, yl, xh]
-                        a3, a4 = grad_in[b, yh, xl], grad_in[b, yh, xh]
-                        for c in range(channels):
-                            a1[c] += w1 * g[c]
-                            a2[c] += w2 * g[c]
-                            a3[c] += w3 * g[c]
-                            a4[c] += w4 * g[c]
+def _kernels():
+    """The compiled kernels module, or ``False`` (warned once) when numba is not installed."""
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from . import _roi_align_kernels
+            _KERNELS = _roi_align_kernels
+        except ImportError as e:
+            warnings.warn(f'mmkd.ops.RoIAlign: numba is not importable ({e}), so RoIAlign on the CPU runs mmcv\'s '
+                          'kernel (the same results, ~8x slower forward + backward); `pip install numba` '
+                          '(requirements/runtime.txt) for the fast one')
+            _KERNELS = False
+    return _KERNELS
 
 
 def _check_rois(feats: Tensor, rois: Tensor, aligned: bool) -> None:
@@ -134,7 +63,7 @@ def _check_rois(feats: Tensor, rois: Tensor, aligned: bool) -> None:
 
 
 class RoIAlignCPUFunction(Function):
-    """Average RoIAlign on CPU tensors by the compiled kernels (see the module docstring)."""
+    """Average RoIAlign on CPU tensors by the compiled kernels (see the module docstring; needs numba)."""
 
     @staticmethod
     def forward(ctx, feats: Tensor, rois: Tensor, output_size: Tuple[int, int], spatial_scale: float,
@@ -143,8 +72,12 @@ class RoIAlignCPUFunction(Function):
         channels_last = feats.detach().permute(0, 2, 3, 1).contiguous()
         rois = rois.detach().to(feats.dtype).contiguous()
         out = feats.new_zeros(rois.size(0), *output_size, feats.size(1))
-        roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), spatial_scale, sampling_ratio,
-                                 aligned)
+        kernels = _kernels()
+        if not kernels:
+            raise ImportError('roi_align_cpu needs numba: `pip install numba` (or use mmkd.ops.RoIAlign, which falls '
+                              'back to mmcv\'s kernel without it)')
+        kernels.roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), spatial_scale,
+                                         sampling_ratio, aligned)
         ctx.save_for_backward(rois)
         ctx.args = feats.shape, spatial_scale, sampling_ratio, aligned
         return out.permute(0, 3, 1, 2).contiguous()
@@ -156,8 +89,8 @@ class RoIAlignCPUFunction(Function):
         (n, c, h, w), spatial_scale, sampling_ratio, aligned = ctx.args
         grad_in = grad_output.new_zeros(n, h, w, c)
         grad_out = grad_output.permute(0, 2, 3, 1).contiguous()
-        roi_align_backward_kernel(grad_out.numpy(), rois.numpy(), grad_in.numpy(), spatial_scale, sampling_ratio,
-                                  aligned)
+        _kernels().roi_align_backward_kernel(grad_out.numpy(), rois.numpy(), grad_in.numpy(), spatial_scale,
+                                             sampling_ratio, aligned)
         return grad_in.permute(0, 3, 1, 2), None, None, None, None, None
 
 
@@ -171,11 +104,12 @@ def roi_align_cpu(feats: Tensor, rois: Tensor, output_size: Union[int, Tuple[int
 class RoIAlign(MMCVRoIAlign):
     """mmcv's ``RoIAlign`` (same arguments and results) with the fast CPU path of this module for average pooling
     of float32/float64 CPU tensors; used by ``mmkd.SingleRoIExtractor`` as ``roi_layer=dict(type='mmkd.RoIAlign')``.
+    Without numba (a machine that only trains on GPUs need not have it) the CPU path is mmcv's, with a warning.
     """
 
     def forward(self, input: Tensor, rois: Tensor) -> Tensor:
         if (input.device.type == 'cpu' and input.dtype in (torch.float32, torch.float64) and self.pool_mode == 'avg'
-                and not self.use_torchvision):
+                and not self.use_torchvision and _kernels()):
             return roi_align_cpu(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
                                  self.aligned)
         return super().forward(input, rois)

@@ -1,5 +1,7 @@
 """mmkd.ops.RoIAlign: mmcv's RoIAlign results (forward and gradient) from the CPU kernels, on the cases that have
 their own branch in mmcv's kernel; mmcv itself where the kernels do not apply; clear errors."""
+import sys
+
 import pytest
 import torch
 
@@ -85,3 +87,17 @@ def test_no_rois_and_bad_rois():
         RoIAlign(7, 1 / 4)(feats, torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r'x2 < x1 or y2 < y1'):
         RoIAlign(7, 1 / 4)(feats, torch.tensor([[0., 0., 5., 8., 4.]]))
+
+
+def test_without_numba_mmcv_computes_it_and_says_so(monkeypatch):
+    import mmkd.ops.roi_align as module
+    feats, rois = torch.randn(3, 4, 10, 10), rois_of_every_kind(size=40)
+    monkeypatch.setattr(module, '_KERNELS', None)
+    monkeypatch.setitem(sys.modules, 'numba', None)  # `import numba` raises ImportError
+    monkeypatch.delitem(sys.modules, 'mmkd.ops._roi_align_kernels', raising=False)
+    monkeypatch.delattr(sys.modules['mmkd.ops'], '_roi_align_kernels', raising=False)  # a submodule imported before
+    with pytest.warns(UserWarning, match=r'numba is not importable .* `pip install numba`'):
+        out = RoIAlign(5, 1 / 4, 0)(feats, rois)
+    torch.testing.assert_close(out, MMCVRoIAlign(5, 1 / 4, 0)(feats, rois), atol=0, rtol=0)
+    with pytest.raises(ImportError, match='roi_align_cpu needs numba'):
+        roi_align_cpu(feats, rois, 5, 1 / 4)

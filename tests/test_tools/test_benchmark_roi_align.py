@@ -19,4 +19,5 @@ def test_prints_a_timed_row_per_size_with_small_differences(capsys):
     times = [float(cells[i]) for i in (1, 2, 4, 5)]
     ratios = [float(cells[i].rstrip('x')) for i in (3, 6)]
     assert all(t > 0 for t in times) and all(r > 0 for r in ratios)
-    assert re.fullmatch(r'[0-9.]+e[-+][0-9]+', cells[7]) and float(cells[7]) < 1e-4 and float(cells[8]) < 1e-4
+    assert all(re.fullmatch(r'[0-9.]+e[-+][0-9]+', c) for c in cells[7:10])
+    assert float(cells[8]) < 1e-6 and float(cells[9]) < 1e-4  # mmkd's output: float32 rounding of the exact one
