@@ -13,7 +13,7 @@ import argparse
 import os.path as osp
 import statistics
 import sys
-import time
+import timeit
 
 import torch
 
@@ -37,14 +37,8 @@ def inputs(images, channels, height, width, rois, image, box, seed=0):
 
 
 def median_ms(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    timeit.repeat(fn, number=1, repeat=warmup)
+    return statistics.median(timeit.repeat(fn, number=1, repeat=repeats)) * 1e3
 
 
 def main(argv=None):
