@@ -55,6 +55,9 @@ def _check_rois(feats: Tensor, rois: Tensor, aligned: bool) -> None:
                          f'{tuple(rois.shape)}')
     if not rois.numel():
         return
+    if not bool(torch.isfinite(rois).all()):  # the kernels' loop bounds come from the coordinates
+        raise ValueError('RoIAlign: an RoI has a NaN or infinite coordinate (a diverged training gives NaN '
+                         'proposals: check the losses before this step)')
     if not (0 <= float(rois[:, 0].min()) and float(rois[:, 0].max()) < feats.size(0)):
         raise ValueError(f'RoIAlign: an RoI\'s batch index is outside [0, {feats.size(0)}) (the feature batch); '
                          f'got indices in [{float(rois[:, 0].min())}, {float(rois[:, 0].max())}]')

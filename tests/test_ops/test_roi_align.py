@@ -102,6 +102,9 @@ def test_no_rois_and_bad_rois():
         RoIAlign(7, 1 / 4)(feats, torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r'x2 < x1 or y2 < y1'):
         RoIAlign(7, 1 / 4)(feats, torch.tensor([[0., 0., 5., 8., 4.]]))
+    for bad in (float('nan'), float('inf'), -float('inf')):
+        with pytest.raises(ValueError, match=r'NaN or infinite coordinate'):
+            RoIAlign(7, 1 / 4, aligned=False)(feats, torch.tensor([[0., 1., 1., bad, 4.]]))
 
 
 def test_without_numba_mmcv_computes_it_and_says_so(monkeypatch):
