@@ -106,7 +106,8 @@ def roi_align_cpu(feats: Tensor, rois: Tensor, output_size: Union[int, Tuple[int
 
 class RoIAlign(MMCVRoIAlign):
     """mmcv's ``RoIAlign`` (same arguments and results) with the fast CPU path of this module for average pooling
-    of float32/float64 CPU tensors; used by ``mmkd.SingleRoIExtractor`` as ``roi_layer=dict(type='mmkd.RoIAlign')``.
+    of float32/float64 CPU tensors; a detector's config takes it as ``roi_layer=dict(type='mmkd.RoIAlign')`` of
+    :class:`mmkd.models.roi_heads.SingleRoIExtractor`.
     Without numba (a machine that only trains on GPUs need not have it) the CPU path is mmcv's, with a warning.
     """
 
