@@ -22,16 +22,18 @@ from mmcv.ops import RoIAlign as MMCVRoIAlign  # noqa: E402
 
 from mmkd.ops import RoIAlign  # noqa: E402
 
-SIZES = dict(demo=dict(images=8, channels=64, height=16, width=16, rois=256, image=64, box=(16, 48)),
-             coco=dict(images=1, channels=256, height=200, width=336, rois=512, image=1333, box=(8, 56)))
+STRIDE = 4  # P2's: RoIs in image pixels, the map at 1/4 of the image
+SIZES = dict(demo=dict(images=8, channels=64, height=16, width=16, rois=256, box=(16, 48)),
+             coco=dict(images=1, channels=256, height=200, width=336, rois=512, box=(8, 56)))
 
 
-def inputs(images, channels, height, width, rois, image, box, seed=0):
+def inputs(images, channels, height, width, rois, box, seed=0):
+    """Random P2 features and RoIs of ``box`` = (min, max) side in image pixels, inside the image."""
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(images, channels, height, width, generator=g)
     lo, hi = box
     wh = lo + torch.rand(rois, 2, generator=g) * (hi - lo)
-    xy = torch.rand(rois, 2, generator=g) * (torch.tensor([width, height]) * 4 - wh)
+    xy = torch.rand(rois, 2, generator=g) * (torch.tensor([width, height]) * STRIDE - wh)
     index = torch.randint(0, images, (rois, 1), generator=g).float()
     return feats, torch.cat([index, xy, xy + wh], 1)
 
@@ -56,8 +58,8 @@ def main(argv=None):
     print('|---|---|---|---|---|---|---|---|---|---|')
     for name in args.sizes:
         feats, rois = inputs(**SIZES[name])
-        exact = MMCVRoIAlign(7, 1 / 4, 0)(feats.double(), rois.double())
-        layers = dict(mmcv=MMCVRoIAlign(7, 1 / 4, 0), mmkd=RoIAlign(7, 1 / 4, 0))
+        exact = MMCVRoIAlign(7, 1 / STRIDE, 0)(feats.double(), rois.double())
+        layers = dict(mmcv=MMCVRoIAlign(7, 1 / STRIDE, 0), mmkd=RoIAlign(7, 1 / STRIDE, 0))
         fwd, both, outs, grads = {}, {}, {}, {}
         for key, layer in layers.items():
             x = feats.clone().requires_grad_()
