@@ -42,3 +42,32 @@ def test_modes_subset_reports_only_the_ratios_it_can(tmp_path):
     assert not re.search(r'^mmrazor', stdout, re.M) and 'finite check' in stdout
     stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path, '--modes', 'student')
     assert result['ratios'] == {} and result['finite_check'] is None and 'finite check' not in stdout
+
+
+def test_op_breakdown_lists_what_distillation_adds(tmp_path):
+    stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path,
+                           '--modes', 'student', 'teacher_fwd', 'mmkd', '--op-breakdown', '4')
+    breakdown = result['op_breakdown']
+    totals = breakdown['total_s']
+    assert abs(breakdown['extra_s'] - (totals['mmkd'] - totals['student'] - totals['teacher_fwd'])) < 1e-6
+    rows = breakdown['ops']
+    assert len(rows) == 4 and [r['extra_s'] for r in rows] == sorted((r['extra_s'] for r in rows), reverse=True)
+    assert all(abs(r['mmkd_s'] - r['base_s'] - r['extra_s']) < 1e-9 for r in rows)
+    # the ABF connector and HCL run convolutions the student alone does not: some conv op gains time
+    assert any('convolution' in r['op'] and r['extra_s'] > 0 for r in rows)
+    assert re.search(r'^operators, one profiled step each .* extra ', stdout, re.M)
+    assert rows[0]['op'][:48] in stdout
+
+
+def test_op_breakdown_arithmetic_and_its_refusals(monkeypatch):
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tools', 'analysis'))
+    import benchmark_distill
+    per_mode = dict(student=dict(conv=2.0, relu=1.0), teacher_fwd=dict(conv=1.0),
+                    mmkd=dict(conv=5.0, relu=1.5, mse=0.25))
+    out = benchmark_distill.op_breakdown(per_mode, top=2)
+    assert out['total_s'] == dict(student=3.0, teacher_fwd=1.0, mmkd=6.75) and out['extra_s'] == 2.75
+    assert [(r['op'], r['base_s'], r['extra_s']) for r in out['ops']] == [('conv', 3.0, 2.0), ('relu', 1.0, 0.5)]
+    cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', 'configs/demo/faster_rcnn_r50_r18_reviewkdpp.py',
+           '--modes', 'student', 'mmkd', '--op-breakdown', '3']
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 2 and 'student, teacher_fwd and mmkd' in proc.stderr

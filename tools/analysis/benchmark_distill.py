@@ -26,7 +26,9 @@ one operator is not seen). Goals (mmkd issue 4): mmkd <= 0.9 x mmrazor and mmkd 
 teacher_fwd); for a config whose distiller has connectors (feature distillation such as ReviewKD / ReviewKD++,
 issue 15), mmkd <= 1.10 x (student + teacher_fwd). ``--modes`` times a subset (the ratios that need a mode left
 out are not reported); ``--interleave`` times the modes in turns, one step of each per round, so that the load of a
-shared machine hits every mode alike.
+shared machine hits every mode alike. ``--op-breakdown N`` profiles one more step of ``student``, ``teacher_fwd``
+and ``mmkd`` each and lists the N operators whose self time grows most from the first two to ``mmkd`` (CPU: self
+CPU time; CUDA: self device time): where distillation's extra time goes (e.g. ReviewKD's connector convolutions).
 
 Example::
 
@@ -225,6 +227,31 @@ def finite_check_seconds(model: nn.Module, inputs, samples, device: torch.device
     return statistics.median(times)
 
 
+def op_seconds(fn: Callable, device: torch.device) -> Dict[str, float]:
+    """Self time per operator name of one call of ``fn`` (torch.profiler; on CUDA the device time)."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    with profile(activities=activities) as prof:
+        fn()
+    attr = 'self_cpu_time_total' if device.type != 'cuda' else \
+        next(a for a in ('self_device_time_total', 'self_cuda_time_total') if hasattr(prof.key_averages()[0], a))
+    return {event.key: getattr(event, attr) / 1e6 for event in prof.key_averages()}
+
+
+def op_breakdown(per_mode: Dict[str, Dict[str, float]], top: int) -> dict:
+    """The operators whose self time grows most from ``student`` + ``teacher_fwd`` to ``mmkd`` (seconds), and the
+    totals: what distillation adds beyond running both models."""
+    base = {}
+    for mode in ('student', 'teacher_fwd'):
+        for op, sec in per_mode[mode].items():
+            base[op] = base.get(op, 0.0) + sec
+    extra = {op: per_mode['mmkd'].get(op, 0.0) - base.get(op, 0.0) for op in set(base) | set(per_mode['mmkd'])}
+    ops = sorted(extra, key=lambda op: -extra[op])[:top]
+    return dict(total_s={mode: sum(per_mode[mode].values()) for mode in ('student', 'teacher_fwd', 'mmkd')},
+                extra_s=sum(extra.values()),
+                ops=[dict(op=op, base_s=base.get(op, 0.0), mmkd_s=per_mode['mmkd'].get(op, 0.0), extra_s=extra[op])
+                     for op in ops])
+
+
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -252,6 +279,9 @@ def main() -> None:
                              'other: on a shared machine, load changes then hit every mode alike')
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES),
                         help='the modes to time (default: all); a ratio is reported when its modes are timed')
+    parser.add_argument('--op-breakdown', type=int, default=0, metavar='N',
+                        help='profile one more step of student, teacher_fwd and mmkd and list the N operators whose '
+                             'self time grows most from the first two to mmkd (needs those three modes)')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision as tools/train.py --amp: every training step through AmpOptimWrapper '
                              '(CUDA: float16, dynamic loss scaling) or mmkd.CPUAmpOptimWrapper (CPU: bfloat16), the '
@@ -262,6 +292,8 @@ def main() -> None:
         parser.error('--device cuda: CUDA is not available; use --device cpu')
     if min(args.img_size) < 32 or args.batch_size < 1 or args.repeats is not None and args.repeats < 1:
         parser.error('--img-size needs W, H >= 32, --batch-size and --repeats must be >= 1')
+    if args.op_breakdown < 0 or args.op_breakdown and not {'student', 'teacher_fwd', 'mmkd'} <= set(args.modes):
+        parser.error('--op-breakdown N takes N >= 1 and the modes student, teacher_fwd and mmkd')
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (10 if args.device == 'cuda' else 3)
@@ -310,6 +342,14 @@ def main() -> None:
         fn = synchronized(steps[mode](), device)
         seconds, peak = benchmark(lambda: fn(inputs, samples), device, args.warmup, repeats)
         results[mode] = dict(median_s=seconds, peak_mib=peak / 2**20)
+    breakdown = None
+    if args.op_breakdown:
+        per_mode = {}
+        for mode in ('student', 'teacher_fwd', 'mmkd'):
+            fn = synchronized(steps[mode](), device)
+            fn(inputs, samples)  # a fresh optimizer's first step (momentum buffers) is not profiled
+            per_mode[mode] = op_seconds(lambda: fn(inputs, samples), device)
+        breakdown = op_breakdown(per_mode, args.op_breakdown)
     finite_check = None
     if 'mmkd' in results:
         check_s = finite_check_seconds(model, inputs, samples, device)
@@ -342,12 +382,20 @@ def main() -> None:
         verdict = '' if name not in goals else \
             f'  (goal <= {goals[name]}: {"met" if ratio <= goals[name] else "NOT met"})'
         print(f'{name:<36} {ratio:.3f}{verdict}')
+    if breakdown is not None:
+        totals = breakdown['total_s']
+        print(f'operators, one profiled step each (self time, s): student {totals["student"]:.3f} + teacher_fwd '
+              f'{totals["teacher_fwd"]:.3f} -> mmkd {totals["mmkd"]:.3f}, extra {breakdown["extra_s"]:.3f}')
+        print(f'{"operator":<48} {"student+teacher":>15} {"mmkd":>9} {"extra":>9}')
+        for row in breakdown['ops']:
+            print(f'{row["op"][:48]:<48} {row["base_s"]:>15.3f} {row["mmkd_s"]:>9.3f} {row["extra_s"]:>9.3f}')
     if finite_check is not None:
         print(f'finite check (finite_check_interval=1: every step): {finite_check["median_s"] * 1e6:.0f} us, '
               f'{finite_check["share_of_mmkd_step"]:.4%} of the mmkd step')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(info, modes=results, ratios=ratios, goals=goals, finite_check=finite_check), f, indent=2)
+            json.dump(dict(info, modes=results, ratios=ratios, goals=goals, finite_check=finite_check,
+                           op_breakdown=breakdown), f, indent=2)
 
 
 if __name__ == '__main__':
