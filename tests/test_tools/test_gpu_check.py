@@ -23,7 +23,8 @@ def plan(*args: str, **env: str):
 def test_plan_installs_offline_then_tests_benchmarks_and_trains_on_the_gpu(tmp_path):
     steps, order = plan('--out', str(tmp_path / 'res'), '--wheelhouse', 'wh', '--venv', '/tmp/v', '--python', 'py3',
                         MAX_JOBS='16')
-    assert order == ['env', 'venv', 'install', 'tests', 'tests-cpu', 'bench-fp32', 'bench-amp', 'demo']
+    assert order == ['env', 'venv', 'install', 'tests', 'tests-cpu', 'bench-fp32', 'bench-amp', 'bench-reviewkdpp',
+                     'demo']
     assert not (tmp_path / 'res').exists()  # a dry run writes nothing
     install = steps['install'][2]
     assert install == ('env TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 bash tools/misc/offline_install_gpu.sh install '
@@ -38,6 +39,10 @@ def test_plan_installs_offline_then_tests_benchmarks_and_trains_on_the_gpu(tmp_p
     # mixed precision: the benchmark's own --amp flag (no monkeypatching of its functions from a bash string)
     assert steps['bench-amp'][2].startswith('/tmp/v/bin/python tools/analysis/benchmark_distill.py ')
     assert ' --amp --json ' in steps['bench-amp'][2] and '--amp' not in steps['bench-fp32'][2]
+    # issue 15's goal: ReviewKD++ at the same size on the GPU, its text output (no ninth file)
+    assert steps['bench-reviewkdpp'][1:] == ('bench.log', (
+        '/tmp/v/bin/python tools/analysis/benchmark_distill.py configs/faster_rcnn_r101_r50_reviewkdpp.py --device '
+        'cuda --img-size 1333 800 --batch-size 2 --modes student teacher_fwd mmkd --op-breakdown 12 '))
     assert re.match(r'/tmp/v/bin/python tools/analysis/run_demo\.py --work-dir \S+/demo --data-root \S+/data '
                     r'--rows baseline nd --jobs 2 $', steps['demo'][2])
     # every result file is one of at most 8, in the results folder itself (what the device tool returns)
@@ -50,7 +55,7 @@ def test_budget_bounds_the_steps_and_arguments_are_checked(tmp_path):
     assert steps['demo'][0] <= 300 - 20
     assert 'TORCH_CUDA_ARCH_LIST=8.0\\;9.0 ' in steps['install'][2]
     steps, order = plan('--steps', 'env,bench')
-    assert order == ['env', 'bench-fp32', 'bench-amp']
+    assert order == ['env', 'bench-fp32', 'bench-amp', 'bench-reviewkdpp']
     for bad, message in ((['--steps', 'env,train'], "unknown step 'train'"), (['--budget', '5m'], 'whole seconds'),
                          (['--bogus'], "unknown argument '--bogus'")):
         proc = _run('run', *bad)
@@ -65,7 +70,7 @@ def test_a_failed_step_is_recorded_and_the_next_steps_still_run(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / 'summary.md').read_text()
     assert '| env | ok |' in summary
-    for name in ('tests', 'bench-fp32', 'bench-amp'):
+    for name in ('tests', 'bench-fp32', 'bench-amp', 'bench-reviewkdpp'):
         assert f'| {name} | FAILED (exit 1) |' in summary, summary
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bench.log', 'env.txt', 'pytest.txt', 'summary.md']
 

@@ -23,6 +23,7 @@
 #   tests    pytest tests/test_gpu (CUDA tests) and a few CPU test files                     -> pytest.txt
 #   bench    tools/analysis/benchmark_distill.py, R101 -> R50 ND at 1333x800, batch 2, on the GPU: fp32, then
 #            mixed precision (float16 autocast and loss scaling, as --amp)    -> bench_fp32.json, bench_amp.json
+#            then ReviewKD++ (fp32; student, teacher_fwd, mmkd and --op-breakdown): issue 15's 1.10 goal -> bench.log
 #   demo     the detection demo (tools/analysis/run_demo.py: teacher, student alone and with ND) on the GPU, in
 #            the time left of --budget (default 540 s: one device call of at most 10 minutes)        -> demo.md
 #   and summary.md: each step's status and time, the mmcv build time, the test summary, the benchmark tables.
@@ -39,6 +40,7 @@ GPU_IMAGE_HAS=(wheel ninja numpy packaging pyyaml rich markdown-it-py mdurl pygm
                contourpy cycler fonttools kiwisolver pillow pyparsing python-dateutil six scipy tqdm joblib pytest
                iniconfig pluggy tomli exceptiongroup)
 CONFIG=configs/faster_rcnn_r101_r50_nd.py
+REVIEWKDPP_CONFIG=configs/faster_rcnn_r101_r50_reviewkdpp.py
 CPU_TESTS=(tests/test_models/test_algorithms/test_roi_distill.py tests/test_models/test_losses
            tests/test_structures/test_class_means.py)
 
@@ -200,12 +202,21 @@ if wants bench; then
     else
         BENCH=("$CONFIG" --device cuda --img-size 1333 800 --batch-size 2) BENCH_LIMIT=200
     fi
+    # ReviewKD++ against the 1.10 goal of a distiller with connectors: the same size and device, the ND config's
+    # pair with ReviewKD++'s losses (its text output only: the device tool returns at most 8 files)
+    REVIEWKDPP=("$REVIEWKDPP_CONFIG" "${BENCH[@]:1}")
+    if [ "$MODE" = cpu ]; then  # 2 images: the connector's BatchNorms refuse one 1x1 map at P6
+        REVIEWKDPP=(configs/demo/faster_rcnn_r50_r18_reviewkdpp.py --device cpu --img-size 64 48 --batch-size 2
+                    --warmup 0 --repeats 1)
+    fi
     step bench-fp32 "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py "${BENCH[@]}" \
         --json "$OUT_DIR/bench_fp32.json"
     # mixed precision as tools/train.py --amp (GPU: AmpOptimWrapper, float16 + loss scaling; CPU:
     # CPUAmpOptimWrapper, bfloat16), the teacher forward under the same autocast: the benchmark's own --amp
     step bench-amp "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py "${BENCH[@]}" \
         --amp --json "$OUT_DIR/bench_amp.json"
+    step bench-reviewkdpp "$OUT_DIR/bench.log" "$BENCH_LIMIT" "$VPY" tools/analysis/benchmark_distill.py \
+        "${REVIEWKDPP[@]}" --modes student teacher_fwd mmkd --op-breakdown 12
 fi
 
 if wants demo; then
@@ -243,7 +254,8 @@ fi
     if [ -f "$OUT_DIR/bench.log" ]; then
         echo
         echo '```'
-        grep -E '^(configs|mode|student|teacher_fwd|mmrazor|mmkd|amp:|Traceback|\w+Error)' "$OUT_DIR/bench.log" || true
+        grep -E '^(configs|mode|student|teacher_fwd|mmrazor|mmkd|amp:|operators?|aten::|\w+Function|Traceback|\w+Error)' \
+            "$OUT_DIR/bench.log" || true
         echo '```'
     fi
     [ -f "$OUT_DIR/demo.md" ] && { echo; cat "$OUT_DIR/demo.md"; }
