@@ -3,25 +3,12 @@
 # 150/180/210, as the released configs. Deviation: plain KD on the global logits instead of SDD's multi-region KD.
 _base_ = [
     '../models/imagenet_cls_distill.py', '../datasets/cub200.py', '../schedules/cifar100_240e.py',
-    '../default_runtime.py'
+    '../default_runtime.py', './cls_losses.py'
 ]
 
 model = dict(
     architecture=dict(head=dict(num_classes=200, local_scales=(1, 2, 4), loss=dict(loss_weight=0.1))),  # 0.1 CE
     teacher=dict(head=dict(num_classes=200, local_scales=(1, 2, 4))),
-    distiller=dict(
-        student_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
-        teacher_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
-        # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
-        distill_losses=dict(
-            loss_kd=dict(type='KLDivergence', tau=4, loss_weight=0.9, reduction='batchmean'),
-            loss_icd=dict(type='ICDLoss', loss_weight=2.0, scales=(1, 2, 4), tau=2.0)),
-        loss_forward_mappings=dict(
-            loss_kd=dict(
-                preds_S=dict(recorder='logits', from_student=True),
-                preds_T=dict(recorder='logits', from_student=False)),
-            loss_icd=dict(
-                student_logits=dict(recorder='local_logits', from_student=True),
-                teacher_logits=dict(recorder='local_logits', from_student=False)))))
+    distiller=_base_.icd_distiller)
 optim_wrapper = dict(optimizer=dict(lr=0.01, nesterov=False))
 auto_scale_lr = dict(base_batch_size=64)

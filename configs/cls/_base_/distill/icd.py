@@ -7,22 +7,9 @@
 # Term-by-term check against the released code and measured gradient scales: tools/analysis/logs/nc_icd_analysis.md.
 # The method only (model and hooks, no data or schedule): cifar100_icd.py adds CIFAR-100, its 240-epoch schedule and
 # the runtime; configs/cls/synthetic/ adds the generated shapes set instead.
-_base_ = ['../models/cifar100_cls_distill.py']
+_base_ = ['../models/cifar100_cls_distill.py', './cls_losses.py']
 
 model = dict(
     architecture=dict(head=dict(local_scales=(1, 2, 4), loss=dict(loss_weight=0.1))),  # 0.1 CE
     teacher=dict(head=dict(local_scales=(1, 2, 4))),
-    distiller=dict(
-        student_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
-        teacher_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
-        # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
-        distill_losses=dict(
-            loss_kd=dict(type='KLDivergence', tau=4, loss_weight=0.9, reduction='batchmean'),
-            loss_icd=dict(type='ICDLoss', loss_weight=2.0, scales=(1, 2, 4), tau=2.0)),
-        loss_forward_mappings=dict(
-            loss_kd=dict(
-                preds_S=dict(recorder='logits', from_student=True),
-                preds_T=dict(recorder='logits', from_student=False)),
-            loss_icd=dict(
-                student_logits=dict(recorder='local_logits', from_student=True),
-                teacher_logits=dict(recorder='local_logits', from_student=False)))))
+    distiller=_base_.icd_distiller)

@@ -5,17 +5,9 @@
 # tools/analysis/logs/nc_icd_analysis.md.
 # The method only (model and hooks, no data or schedule): cifar100_nc.py adds CIFAR-100, its 240-epoch schedule and
 # the runtime; configs/cls/synthetic/ adds the generated shapes set instead.
-_base_ = ['../models/cifar100_cls_distill.py']
+_base_ = ['../models/cifar100_cls_distill.py', './cls_losses.py']
 
 model = dict(
     class_means=dict(num_classes=100, feat_dim=None),  # feat_dim = the teacher's width
-    distiller=dict(
-        # ClsDistill adds the recorders feat (neck), logits (head.fc) and, for the student, labels (head.loss_module)
-        distill_losses=dict(
-            loss_nc=dict(type='NCLoss', loss_weight=1.0, contrast_weight=1.0, align_weight=1.0, nc2_weight=1.0,
-                         nc3_weight=0.0, tau=0.1)),
-        loss_forward_mappings=dict(
-            loss_nc=dict(
-                student_feat=dict(recorder='feat', from_student=True),
-                labels=dict(recorder='labels', from_student=True, data_idx=1)))))
+    distiller=_base_.nc_distiller)
 custom_hooks = [dict(type='ClassMeansHook')]
