@@ -48,7 +48,7 @@ from collections import namedtuple
 from typing import Dict, Mapping, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, last_quarter_change, paired_delta,
-                    relpath, seed_summary, validation_records)
+                    relpath, rewrite_results, seed_summary, validation_records)
 
 CONFIG_DIR = 'configs/cls/synthetic'
 TEACHER = 'res20_teacher_synthetic.py'
@@ -315,10 +315,7 @@ def main(argv=None) -> dict:
     runs, failures = runner.run(jobs)
     if args.dry_run:
         return {}
-    with open(results_file, 'w') as f:  # each run once, in order
-        for job in jobs:
-            if job.id in runs:
-                f.write(json.dumps(runs[job.id]) + '\n')
+    rewrite_results(results_file, [runs[job.id] for job in jobs if job.id in runs])  # each run once, nothing lost
     top1: Dict[str, Dict[int, float]] = {m: {s: runs[m, s]['top1'] for s in args.seeds if (m, s) in runs}
                                          for m in args.rows}
     stats = summarise(top1, args.seeds, bases={m: row.base for m, row in args.rows.items()})

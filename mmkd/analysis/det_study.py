@@ -44,7 +44,7 @@ from collections import namedtuple
 from typing import Dict, List, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, format_delta, format_value, machine, paired_delta, rank_agreement,
-                    relpath, seed_summary, validation_records)
+                    relpath, rewrite_results, seed_summary, validation_records)
 from .study import last_quarter_change as study_last_quarter_change
 
 CONFIG_DIR = 'configs/demo'
@@ -548,18 +548,13 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
         if job.method != 'teacher' and job.id in records:
             rows.setdefault(job.method, []).append(records[job.id])
     rows = {row: sorted(rows[row], key=lambda r: r['seed']) for row in all_rows(args) if row in rows}
-    # results.jsonl: one line per run, rewritten in order so that a resumed study holds each run once; a tuning
-    # study (--eval-on heldout) keeps the runs of its earlier calls: it is the tuning log
+    # results.jsonl: one line per run, rewritten in order so that a resumed study holds each run once; the runs of
+    # earlier calls that this one has no record of are kept (for a tuning study, --eval-on heldout, the tuning log)
     ours = [*([teacher] if teacher else []), *(r for records_ in rows.values() for r in records_)]
-    kept = []
-    if args.eval_on == 'heldout' and osp.isfile(results_file):
-        now = {job.id for job in all_jobs}
-        with open(results_file) as f:
-            kept = [r for r in map(json.loads, filter(str.strip, f)) if (r.get('method'), r.get('seed')) not in now]
-        kept = list({(r['method'], r['seed']): r for r in kept}.values())
-    with open(results_file, 'w') as f:
-        for record in kept + ours:
-            f.write(json.dumps(record) + '\n')
+    kept = rewrite_results(results_file, ours)
+    if kept:
+        print(f'{relpath(results_file)}: {kept} earlier record(s) of runs this call has none for (not in '
+              f'{relpath(args.work_dir)}, or not among its rows / seeds) kept there, not in the table', flush=True)
     labels = {row: row_spec(args, row)[1] for row in all_rows(args)}
     bases = {row: row_spec(args, row)[2] for row in all_rows(args)}
     command = shlex.join(['python', script or 'tools/analysis/det_study.py', *args.argv])

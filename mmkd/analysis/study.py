@@ -193,6 +193,33 @@ def relpath(path: str) -> str:
     return path if rel.startswith('..') else rel
 
 
+def rewrite_results(results_file: str, records: Sequence[dict]) -> int:
+    """Rewrite ``results_file`` (one JSON record per line) so that it holds each run once: first the records it
+    already had of runs (``method``, ``seed``) that ``records`` has none for, as they were (unfinished in this call,
+    failed, not among its rows or seeds, or trained in a work dir that is gone), then ``records`` in their order.
+    A run is replaced only by a newer record of itself, so nothing finished is lost (a ``--report`` without the
+    work dirs, a study of fewer rows); a line that is not JSON is kept as it is. Written to a temporary file and
+    renamed, so an interruption leaves the old file whole. Returns the number of earlier records kept."""
+    ours = {(r.get('method'), r.get('seed')) for r in records}
+    kept: Dict[Any, str] = {}
+    if osp.isfile(results_file):
+        with open(results_file) as f:
+            for number, line in enumerate(filter(str.strip, f)):
+                try:
+                    record = json.loads(line)
+                    run = (record.get('method'), record.get('seed')) if isinstance(record, dict) else number
+                except ValueError:
+                    run = number
+                if run not in ours:
+                    kept[run] = line.rstrip('\n')  # the last record of a run, at its first place
+    tmp = f'{results_file}.tmp'
+    with open(tmp, 'w') as f:
+        for line in [*kept.values(), *(json.dumps(r) for r in records)]:
+            f.write(line + '\n')
+    os.replace(tmp, results_file)
+    return len(kept)
+
+
 class StudyRunner:
     """Runs a study's jobs, ``jobs`` places side by side (a job takes :attr:`Job.slots` of them) with ``threads``
     torch threads per process.

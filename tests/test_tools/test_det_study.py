@@ -266,3 +266,18 @@ def test_the_tuning_log_keeps_earlier_tuning_runs(tmp_path):
     assert result['rows'] == {} and result['failures'] == []
     assert [json.loads(line) for line in (wd / 'results.jsonl').read_text().splitlines()] == [earlier]
     assert 'held-out training images' in (wd / 'results.md').read_text()
+
+
+def test_a_report_without_the_work_dirs_keeps_the_results_it_cannot_see(tmp_path, capsys):
+    """--report (or a study of fewer rows) where the runs' work dirs are gone, e.g. on a committed log folder: the
+    finished runs in results.jsonl stay there (a run is replaced only by a newer record of itself)."""
+    out = tmp_path / 'log'
+    out.mkdir()
+    runs = [dict(study='det', method=m, seed=s, metric_name='coco/bbox_mAP', metric=0.1 * s, seconds=1.0, metrics={},
+                 history=[]) for m, s in (('teacher', 0), ('baseline', 0), ('baseline', 1), ('kd', 0))]
+    (out / 'results.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in runs))
+    result = det_study.main(['--rows', 'baseline', 'kd', '--seeds', '0', '1', '--report', '--out', str(out),
+                             '--work-dir', str(tmp_path / 'gone'), '--data-root', str(tmp_path / 'data')])
+    assert result['rows'] == {} and result['teacher'] is None
+    assert [json.loads(line) for line in (out / 'results.jsonl').read_text().splitlines()] == runs
+    assert '4 earlier record(s) of runs this call has none for' in capsys.readouterr().out
