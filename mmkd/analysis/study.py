@@ -199,7 +199,7 @@ def rewrite_results(results_file: str, records: Sequence[dict]) -> int:
     failed, not among its rows or seeds, or trained in a work dir that is gone), then ``records`` in their order.
     A run is replaced only by a newer record of itself, so nothing finished is lost (a ``--report`` without the
     work dirs, a study of fewer rows); a line that is not JSON is kept as it is. Written to a temporary file and
-    renamed, so an interruption leaves the old file whole. Returns the number of earlier records kept."""
+    renamed, so an interruption leaves the old file whole. Returns the number of earlier lines kept."""
     ours = {(r.get('method'), r.get('seed')) for r in records}
     kept: Dict[Any, str] = {}
     if osp.isfile(results_file):
@@ -207,7 +207,8 @@ def rewrite_results(results_file: str, records: Sequence[dict]) -> int:
             for number, line in enumerate(filter(str.strip, f)):
                 try:
                     record = json.loads(line)
-                    run = (record.get('method'), record.get('seed')) if isinstance(record, dict) else number
+                    run = (record['method'], record.get('seed')) if isinstance(record, dict) and 'method' in record \
+                        else number
                 except ValueError:
                     run = number
                 if run not in ours:

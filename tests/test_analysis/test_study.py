@@ -174,15 +174,15 @@ def test_rewrite_results_replaces_a_run_only_by_a_newer_record_of_itself(tmp_pat
     path = tmp_path / 'results.jsonl'
     old = [dict(method='kd', seed=0, metric=0.1), dict(method='nd', seed=0, metric=0.2),
            dict(method='kd', seed=1, metric=0.3), dict(method='nd', seed=0, metric=0.25)]
-    path.write_text(''.join(json.dumps(r) + '\n' for r in old[:2]) + '{not json\n\n'
+    path.write_text(''.join(json.dumps(r) + '\n' for r in old[:2]) + '{not json\n\n[1]\n{"x": 1}\n{"x": 2}\n'
                     + ''.join(json.dumps(r) + '\n' for r in old[2:]))
     new = [dict(method='kd', seed=1, metric=0.9), dict(method='baseline', seed=0, metric=0.5)]
-    assert rewrite_results(str(path), new) == 3
+    assert rewrite_results(str(path), new) == 6
     lines = path.read_text().splitlines()
-    # the earlier runs this call has no record of (nd seed 0 at its first place, its latest record), the line that
-    # is not JSON as it was, then this call's records in order; kd seed 1 replaced by its newer record
-    assert lines[2] == '{not json'
-    assert [json.loads(line) for i, line in enumerate(lines) if i != 2] == [old[0], old[3], *new]
+    # the earlier runs this call has no record of (nd seed 0 at its first place, its latest record), the lines that
+    # are no run's record as they were, then this call's records in order; kd seed 1 replaced by its newer record
+    assert lines[2:6] == ['{not json', '[1]', '{"x": 1}', '{"x": 2}']
+    assert [json.loads(line) for line in lines[:2] + lines[6:]] == [old[0], old[3], *new]
     assert not (tmp_path / 'results.jsonl.tmp').exists()
     assert rewrite_results(str(tmp_path / 'new.jsonl'), new) == 0
     assert [json.loads(line) for line in (tmp_path / 'new.jsonl').read_text().splitlines()] == new

@@ -202,8 +202,8 @@ if wants bench; then
     else
         BENCH=("$CONFIG" --device cuda --img-size 1333 800 --batch-size 2) BENCH_LIMIT=200
     fi
-    # ReviewKD++ against the 1.10 goal of a distiller with connectors: the same size and device, the ND config's
-    # pair with ReviewKD++'s losses (its text output only: the device tool returns at most 8 files)
+    # ReviewKD++ against the 1.10 goal of a distiller with connectors: the same pair (R101 -> R50), size and device;
+    # its text output only (the device tool returns at most 8 files)
     REVIEWKDPP=("$REVIEWKDPP_CONFIG" "${BENCH[@]:1}")
     if [ "$MODE" = cpu ]; then  # 2 images: the connector's BatchNorms refuse one 1x1 map at P6
         REVIEWKDPP=(configs/demo/faster_rcnn_r50_r18_reviewkdpp.py --device cpu --img-size 64 48 --batch-size 2
