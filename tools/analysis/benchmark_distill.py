@@ -232,9 +232,10 @@ def op_seconds(fn: Callable, device: torch.device) -> Dict[str, float]:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
     with profile(activities=activities) as prof:
         fn()
+    events = prof.key_averages()
     attr = 'self_cpu_time_total' if device.type != 'cuda' else \
-        next(a for a in ('self_device_time_total', 'self_cuda_time_total') if hasattr(prof.key_averages()[0], a))
-    return {event.key: getattr(event, attr) / 1e6 for event in prof.key_averages()}
+        next(a for a in ('self_device_time_total', 'self_cuda_time_total') if hasattr(events[0], a))
+    return {event.key: getattr(event, attr) / 1e6 for event in events}
 
 
 def op_breakdown(per_mode: Dict[str, Dict[str, float]], top: int) -> dict:
