@@ -8,7 +8,10 @@
 * :func:`paired_delta`: the paired difference of a row and its reference over the seeds both have, with its
   standard error; :func:`seed_summary`: a row's mean and standard deviation over its seeds, with the seeds missing;
   :func:`rank_agreement`: how far one seed alone (a demo's runs) ranks the rows as their means over seeds do.
+* :func:`rewrite_results`: a study's ``results.jsonl`` holding each run once, a run's record replaced only by a
+  newer record of the same run (its :data:`FINISHED` time; the run: study, method, seed and key).
 """
+import contextlib
 import glob
 import json
 import math
@@ -18,17 +21,22 @@ import platform
 import shlex
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECORD = 'study_run.json'
 LOCK = '.training'
+FINISHED = 'finished_at'  # a record's field: when its run finished (ISO 8601, UTC), see :func:`rewrite_results`
 
-__all__ = ['REPO', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'rank_agreement', 'kendall_tau',
-           'format_delta', 'format_value', 'machine', 'cpu_name']
+__all__ = ['REPO', 'FINISHED', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'rank_agreement',
+           'kendall_tau', 'format_delta', 'format_value', 'machine', 'cpu_name', 'rewrite_results', 'append_result',
+           'run_identity', 'record_time']
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -193,31 +201,116 @@ def relpath(path: str) -> str:
     return path if rel.startswith('..') else rel
 
 
+def now_stamp() -> str:
+    """The time now as :data:`FINISHED` holds it: ISO 8601 in UTC, to the microsecond."""
+    return datetime.now(timezone.utc).isoformat(timespec='microseconds')
+
+
+def record_time(record: Any) -> Optional[datetime]:
+    """When the run of ``record`` finished (its :data:`FINISHED`), ``None`` if it has no (readable) time."""
+    stamp = record.get(FINISHED) if isinstance(record, dict) else None
+    try:
+        time_ = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    return time_ if time_.tzinfo else time_.replace(tzinfo=timezone.utc)
+
+
+def run_identity(record: Any) -> Optional[str]:
+    """The identity of the run ``record`` is a record of: its ``study``, ``method``, ``seed`` and ``key`` (the
+    command with its work dir and options, the data, the key of the teacher run it needs: what the runner
+    requires to reuse a run), ``None`` for a line that is no run's record (not a dict with a ``method``). Two
+    records of one (method, seed) with different keys (another work dir, other options) are two runs."""
+    if not isinstance(record, dict) or 'method' not in record:
+        return None
+    return json.dumps([record.get('study'), record['method'], record.get('seed'), record.get('key')], sort_keys=True)
+
+
+def _newer(record: dict, than: dict) -> bool:
+    """Whether ``record`` may replace ``than`` (a record of the same run): not when it is older, nor when it has
+    no time and ``than`` has one; two records without a time, or of the same time, count as newer."""
+    mine, theirs = record_time(record), record_time(than)
+    if theirs is None:
+        return True
+    return mine is not None and mine >= theirs
+
+
+@contextlib.contextmanager
+def _locked(results_file: str):
+    """Hold an exclusive lock for reading and writing ``results_file`` (``flock`` on its folder; nothing where
+    ``fcntl`` is missing): two studies writing the same ``--out`` take turns, so neither loses the other's
+    records."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the temporary files still keep the file whole
+        yield
+        return
+    fd = os.open(osp.dirname(osp.abspath(results_file)), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def append_result(results_file: str, record: dict) -> None:
+    """Append ``record`` to ``results_file`` as one JSON line, under the lock of :func:`rewrite_results`."""
+    with _locked(results_file), open(results_file, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
 def rewrite_results(results_file: str, records: Sequence[dict]) -> int:
     """Rewrite ``results_file`` (one JSON record per line) so that it holds each run once: first the records it
-    already had of runs (``method``, ``seed``) that ``records`` has none for, as they were (unfinished in this call,
-    failed, not among its rows or seeds, or trained in a work dir that is gone), then ``records`` in their order.
-    A run is replaced only by a newer record of itself, so nothing finished is lost (a ``--report`` without the
-    work dirs, a study of fewer rows); a line that is not JSON is kept as it is. Written to a temporary file and
-    renamed, so an interruption leaves the old file whole. Returns the number of earlier lines kept."""
-    ours = {(r.get('method'), r.get('seed')) for r in records}
-    kept: Dict[Any, str] = {}
-    if osp.isfile(results_file):
-        with open(results_file) as f:
-            for number, line in enumerate(filter(str.strip, f)):
-                try:
-                    record = json.loads(line)
-                    run = (record['method'], record.get('seed')) if isinstance(record, dict) and 'method' in record \
-                        else number
-                except ValueError:
-                    run = number
-                if run not in ours:
-                    kept[run] = line.rstrip('\n')  # the last record of a run, at its first place
-    tmp = f'{results_file}.tmp'
-    with open(tmp, 'w') as f:
-        for line in [*kept.values(), *(json.dumps(r) for r in records)]:
-            f.write(line + '\n')
-    os.replace(tmp, results_file)
+    already had of runs that ``records`` has none for, as they were (unfinished in this call, failed, not among
+    its rows or seeds, trained in another work dir or with other options, or in a work dir that is gone), then
+    ``records`` in their order.
+
+    A run is who made the record (:func:`run_identity`: study, method, seed and the run's ``key``, so a record
+    of another work dir or other options is another run, and both are kept). A record replaces one of the same
+    run only if it is not older (:func:`record_time` of :data:`FINISHED`; a record without a time loses to one
+    with a time): an older record of ``records`` (a ``--report`` of an older copy of the runs) leaves the newer
+    one in its place, with a warning. A line that is not a run's record (not JSON, not a dict with a ``method``)
+    is kept as it is. Written to a temporary file of its own in the same folder and renamed over
+    ``results_file``, under a lock on the folder (:func:`_locked`), so an interruption leaves the old file whole
+    and two studies sharing the file neither collide nor lose each other's records. Returns the number of
+    earlier lines kept of runs that ``records`` has none for."""
+    directory = osp.dirname(osp.abspath(results_file))
+    with _locked(results_file):
+        earlier: Dict[Any, Tuple[Any, str]] = {}  # run (or line number) -> (record, line), at its first place
+        if osp.isfile(results_file):
+            with open(results_file) as f:
+                for number, line in enumerate(filter(str.strip, f)):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        record = None
+                    run = run_identity(record)
+                    run = number if run is None else run
+                    if run not in earlier or _newer(record, earlier[run][0]):
+                        earlier[run] = record, line.rstrip('\n')
+        ours: Dict[str, str] = {}  # this call's runs, in its order: the line each keeps
+        for record in records:
+            run = run_identity(record)
+            line = json.dumps(record)
+            if run in earlier and not _newer(record, earlier[run][0]):
+                old = earlier[run][0]
+                warnings.warn(f'{osp.basename(results_file)}: {record.get("method")} seed {record.get("seed")}: '
+                              f'the record of this call (finished {record.get(FINISHED) or "at an unknown time"}) '
+                              f'is older than the one there (finished {old.get(FINISHED)}), which stays: this '
+                              'call read an older copy of the run (e.g. a --report of an older work dir)')
+                line = earlier[run][1]
+            ours[run if run is not None else f'line {len(ours)}'] = line
+        kept = [line for run, (_, line) in earlier.items() if run not in ours]
+        fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(results_file)}.', suffix='.tmp', dir=directory)
+        try:
+            with os.fdopen(fd, 'w') as f:
+                for line in [*kept, *ours.values()]:
+                    f.write(line + '\n')
+            os.replace(tmp, results_file)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
     return len(kept)
 
 
@@ -314,7 +407,12 @@ class StudyRunner:
         if record.get('key') != _plain(job.key):
             return None
         results = job.collect(job.work_dir)
-        return None if results is None else dict(record, **results)  # as read now
+        if results is None:
+            return None
+        if record_time(record) is None:  # a record written before records had a time: when it was written
+            record[FINISHED] = datetime.fromtimestamp(osp.getmtime(path), timezone.utc).isoformat(
+                timespec='microseconds')
+        return dict(record, **results)  # as read now
 
     def _failure(self, job: Job, error: str, progress: str) -> dict:
         self.say(f'{progress}: FAILED: {error}')
@@ -362,13 +460,12 @@ class StudyRunner:
             self.say(f'{progress}: the end of {relpath(job.log)}:\n{tail}')
             return self._failure(job, f'{why}; see {job.log}', progress)
         record = dict(job.info, method=job.method, seed=job.seed, **results, seconds=round(seconds, 1),
-                      key=_plain(job.key), command=shlex.join(['python', *job.cmd[1:]]))
+                      key=_plain(job.key), command=shlex.join(['python', *job.cmd[1:]]), **{FINISHED: now_stamp()})
         with open(osp.join(job.work_dir, RECORD), 'w') as f:
             json.dump(record, f, indent=1)
         if self.results_file:
             with self._print_lock:
-                with open(self.results_file, 'a') as f:
-                    f.write(json.dumps(record) + '\n')
+                append_result(self.results_file, record)
         self.say(f'{progress}: {record.get("metric_name", "metric")} {format_value(record.get("metric"))} '
                  f'in {seconds:.0f} s')
         return record

@@ -1,14 +1,19 @@
 """mmkd.analysis.study: the paired statistics of the study tables and the runner (failures, prerequisites, resume),
 the runner with stand-in jobs (a few lines of Python instead of a training run)."""
+import glob
 import json
 import math
+import os
 import os.path as osp
+import shutil
 import sys
+import threading
+from datetime import datetime, timezone
 
 import pytest
 
-from mmkd.analysis.study import (Job, StudyRunner, format_delta, kendall_tau, paired_delta, rank_agreement,
-                                 rewrite_results, seed_summary)
+from mmkd.analysis.study import (FINISHED, REPO, Job, StudyRunner, format_delta, kendall_tau, paired_delta,
+                                 rank_agreement, record_time, rewrite_results, seed_summary)
 
 
 def test_paired_delta_by_hand():
@@ -186,3 +191,127 @@ def test_rewrite_results_replaces_a_run_only_by_a_newer_record_of_itself(tmp_pat
     assert not (tmp_path / 'results.jsonl.tmp').exists()
     assert rewrite_results(str(tmp_path / 'new.jsonl'), new) == 0
     assert [json.loads(line) for line in (tmp_path / 'new.jsonl').read_text().splitlines()] == new
+
+
+def _record(method, seed, metric, key='k', finished=None, study='det'):
+    record = dict(study=study, method=method, seed=seed, metric=metric, key=dict(cmd=['train.py', key]))
+    return dict(record, **{FINISHED: finished}) if finished else record
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rewrite_results_never_replaces_a_newer_record_by_an_older_one(tmp_path):
+    path = tmp_path / 'results.jsonl'
+    newer = _record('kd', 0, 0.9, finished='2026-12-07T12:00:00.000000+00:00')
+    path.write_text(json.dumps(newer) + '\n')
+    older = _record('kd', 0, 0.1, finished='2026-12-07T11:00:00.000000+00:00')  # e.g. a --report of an old copy
+    with pytest.warns(UserWarning, match=r'kd seed 0: the record of this call \(finished 2026-12-07T11.*older'):
+        assert rewrite_results(str(path), [older]) == 0
+    assert _read(path) == [newer]
+    with pytest.warns(UserWarning, match='finished at an unknown time'):  # no time: loses to a record with one
+        rewrite_results(str(path), [_record('kd', 0, 0.2)])
+    assert _read(path) == [newer]
+    # the same time (the same record read again) and a later one replace it
+    again = dict(newer, metric=0.95)
+    rewrite_results(str(path), [again])
+    assert _read(path) == [again]
+    latest = _record('kd', 0, 0.5, finished='2026-12-07T13:00:00+00:00')
+    rewrite_results(str(path), [latest])
+    assert _read(path) == [latest]
+    # a record with a time replaces one without (written before records had a time)
+    path.write_text(json.dumps(_record('kd', 0, 0.3)) + '\n')
+    rewrite_results(str(path), [older])
+    assert _read(path) == [older]
+    assert record_time(older) == datetime(2026, 12, 7, 11, tzinfo=timezone.utc)
+    assert record_time(_record('kd', 0, 0.3)) is None and record_time(dict(older, **{FINISHED: 'noon'})) is None
+
+
+def test_rewrite_results_keeps_the_runs_of_one_method_and_seed_with_different_keys(tmp_path):
+    path = tmp_path / 'results.jsonl'
+    here = _record('kd', 0, 0.4, key='work_dirs/new', finished='2026-12-07T12:00:00+00:00')
+    path.write_text(json.dumps(here) + '\n')
+    # an older run in another work dir (another key): another run, kept beside it, neither replaced
+    elsewhere = _record('kd', 0, 0.2, key='work_dirs/old', finished='2026-12-01T12:00:00+00:00')
+    assert rewrite_results(str(path), [elsewhere]) == 1
+    assert _read(path) == [here, elsewhere]
+    # another study's record of the same method, seed and key is another run too
+    cls = dict(here, study='cls')
+    assert rewrite_results(str(path), [cls]) == 2
+    assert _read(path) == [here, elsewhere, cls]
+
+
+def test_rewrite_results_from_two_writers_at_once_keeps_the_file_whole_and_every_record(tmp_path):
+    """Two studies sharing --out (threads here) rewrite the file side by side: no temporary file is shared (the
+    fixed ``results.jsonl.tmp`` was: one writer's rename took the other's half-written file, or failed), a reader
+    always finds whole JSON lines, and each writer's records are all there at the end (they take turns)."""
+    path = tmp_path / 'results.jsonl'
+    errors, done = [], threading.Event()
+
+    def writer(method):
+        try:
+            mine = []
+            for seed in range(40):
+                mine.append(_record(method, seed, seed / 100))
+                rewrite_results(str(path), mine)
+        except Exception as e:  # noqa: BLE001  (reported by the test)
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(m, )) for m in ('kd', 'nd')]
+    for t in threads:
+        t.start()
+    reads = 0
+    while any(t.is_alive() for t in threads):
+        if path.exists():
+            text = path.read_text()
+            assert text.endswith('\n') or not text
+            [json.loads(line) for line in text.splitlines()]  # whole lines only
+            reads += 1
+    for t in threads:
+        t.join()
+    assert errors == [] and reads > 0
+    records = _read(path)
+    assert sorted((r['method'], r['seed']) for r in records) == sorted((m, s) for m in ('kd', 'nd') for s in range(40))
+    assert os.listdir(tmp_path) == ['results.jsonl']  # no temporary file left
+
+
+def test_runner_records_carry_their_time_and_a_report_of_an_older_copy_does_not_replace_them(tmp_path):
+    results = tmp_path / 'results.jsonl'
+    job = _job(tmp_path, 'teacher', 0, 'pass')
+    before = datetime.now(timezone.utc)
+    records, _ = StudyRunner(results_file=str(results)).run([job])
+    trained = records['teacher', 0]
+    assert before <= record_time(trained) <= datetime.now(timezone.utc)
+    assert _read(results) == [trained]
+    # the run's record as it was before records had a time, written long ago: its time is the file's
+    record_file = osp.join(job.work_dir, 'study_run.json')
+    old = {k: v for k, v in trained.items() if k != FINISHED}
+    with open(record_file, 'w') as f:
+        json.dump(old, f)
+    os.utime(record_file, (1.7e9, 1.7e9))
+    reported, _ = StudyRunner(report=True).run([job])
+    assert record_time(reported['teacher', 0]) == datetime.fromtimestamp(1.7e9, timezone.utc)
+    with pytest.warns(UserWarning, match='older than the one there'):
+        rewrite_results(str(results), [reported['teacher', 0]])
+    assert _read(results) == [trained]
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(REPO, 'tools', 'analysis', 'logs', '**', 'results.jsonl'),
+                                               recursive=True)), ids=lambda p: osp.relpath(p, REPO))
+def test_the_committed_results_files_read_back_unchanged(tmp_path, path):
+    """The studies' committed results.jsonl (records without a time, each run once): rewriting one with no
+    records, or with its own records read again (a --report of the same runs), leaves it as it was; a new record
+    of one of its runs (it has a time) replaces that run's record, listed as this call's."""
+    copy = tmp_path / 'results.jsonl'
+    shutil.copy(path, copy)
+    original = copy.read_text()
+    records = _read(copy)
+    assert records and all({'study', 'method', 'seed', 'metric', 'key'} <= set(r) for r in records)
+    assert rewrite_results(str(copy), []) == len(records)
+    assert copy.read_text() == original
+    assert rewrite_results(str(copy), records) == 0
+    assert copy.read_text() == original
+    rerun = dict(records[0], metric=-1.0, **{FINISHED: '2026-12-07T12:00:00+00:00'})
+    assert rewrite_results(str(copy), [rerun]) == len(records) - 1
+    assert _read(copy) == [*records[1:], rerun]
