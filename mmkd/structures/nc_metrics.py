@@ -29,8 +29,8 @@ sample standard deviation (``n - 1`` denominator); the angle statistics of Figs.
 ``K (K - 1) / 2`` distinct pairs (Fig. 4 is symmetric, so averaging over ordered pairs gives the same value).
 All are 0 at exact collapse onto a simplex ETF whose classifier is proportional to the centred means.
 
-``nc2`` is the distance of the normalised Gram of ``M`` from the simplex ETF's (methods.md 2(a)), kept as one
-summary of NC2 (equal norms *and* equal angles: it is 0 only when both hold); unlike methods.md 2(a) the rows
+``nc2`` is the distance of the normalised Gram of ``M`` from the simplex ETF's (docs/methods.md 2(a)), kept as one
+summary of NC2 (equal norms *and* equal angles: it is 0 only when both hold); unlike docs/methods.md 2(a) the rows
 of ``M`` are not normalised first (that would make the summary blind to unequal norms).
 
 Choices where the paper's balanced setting leaves one open (the probe of

@@ -137,7 +137,7 @@ def test_collapse_gives_zeros():
 
 
 def test_unequal_norms_are_seen_by_nc2_and_nc3():
-    """Equal angles but unequal norms: the row-normalised forms (methods.md 2(a) before issue 19) score 0, the
+    """Equal angles but unequal norms: the row-normalised forms (an earlier reading of NC2) score 0, the
     paper's NC2 equal-norm statistic and the un-normalised NC2 summary / NC3 do not."""
     k, d = 4, 6
     etf = simplex_etf(k, d)

@@ -39,7 +39,7 @@ def test_plan_installs_offline_then_tests_benchmarks_and_trains_on_the_gpu(tmp_p
     # mixed precision: the benchmark's own --amp flag (no monkeypatching of its functions from a bash string)
     assert steps['bench-amp'][2].startswith('/tmp/v/bin/python tools/analysis/benchmark_distill.py ')
     assert ' --amp --json ' in steps['bench-amp'][2] and '--amp' not in steps['bench-fp32'][2]
-    # issue 15's goal: ReviewKD++ at the same size on the GPU, its text output (no ninth file)
+    # the ReviewKD++ speed goal (docs/speed.md): ReviewKD++ at the same size on the GPU, its text output (no ninth file)
     assert steps['bench-reviewkdpp'][1:] == ('bench.log', (
         '/tmp/v/bin/python tools/analysis/benchmark_distill.py configs/faster_rcnn_r101_r50_reviewkdpp.py --device '
         'cuda --img-size 1333 800 --batch-size 2 --modes student teacher_fwd mmkd --op-breakdown 12 '))
@@ -87,7 +87,7 @@ def test_prepare_downloads_py312_wheels_of_what_the_gpu_image_lacks():
 
 
 def test_prepare_mmcv_wheel_builds_it_for_the_gpu_images_torch_in_a_build_venv():
-    """Issue 18: compiling mmcv's CUDA ops on the GPU machine would spend its minutes; prepare --mmcv-wheel builds
+    """Compiling mmcv's CUDA ops on the GPU machine would spend its minutes; prepare --mmcv-wheel builds
     the wheel here with install.sh (MMCV_WHEEL_DIR) for the image's Python, torch and architectures."""
     proc = _run('prepare', '--dry-run', '--python', 'py312', '--wheelhouse', 'wh', '--mmcv-wheel', '--torch', '2.11.0',
                 TORCH_CUDA_ARCH_LIST='9.0')

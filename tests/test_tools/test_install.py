@@ -211,7 +211,7 @@ def test_cpu_build_keeps_pips_cache_and_no_cuda_settings(env):
 
 
 def test_complete_environment_needs_no_command_with_a_relative_venv(env):
-    """Issue 10: the editable-install check ran from / with a relative interpreter path, so it always failed and
+    """Regression: the editable-install check once ran from / with a relative interpreter path, so it always failed and
     every run reinstalled mmkd. A venv that has everything must give an empty plan."""
     pytest.importorskip('mmengine')
     pytest.importorskip('mmdet')
@@ -255,7 +255,7 @@ def pip_calls(log):
 
 
 def test_cuda_from_pypi_is_checked_before_the_build(env):
-    """Issue 19: after installing CUDA from PyPI the script built mmcv (25 min per architecture) without checking
+    """Regression: after installing CUDA from PyPI the script built mmcv (25 min per architecture) without checking
     what it got. An nvcc of another release or missing crt headers now stop it before the build, with the fix."""
     env.torch('13.0')
     for release, crt, problem in (('13.1', True, 'nvcc in {home} is CUDA 13.1, torch was built with CUDA 13.0'),
@@ -331,7 +331,7 @@ def test_no_array_is_expanded_unguarded():
 
 
 def test_prebuilt_mmcv_wheel_of_this_build_is_installed_instead_of_building(env, tmp_path):
-    """MMCV_WHEEL_DIR (issue 18): a GPU machine given a wheel built elsewhere for its torch, CUDA and architectures
+    """MMCV_WHEEL_DIR: a GPU machine given a wheel built elsewhere for its torch, CUDA and architectures
     installs it and compiles nothing; a wheel recorded for another build is ignored and mmcv is built."""
     env.torch('13.0')
     env.mmcv('13.0')  # what the wheel installs (the stand-in pip installs nothing)

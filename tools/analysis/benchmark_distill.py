@@ -22,9 +22,9 @@ get random valid means. The SGD step frees the gradients after every step. Peak 
 step above what was allocated before it (weights, SGD momentum buffers and inputs; gradients and activations
 count): CUDA ``max_memory_allocated``; CPU the peak of the running sum of the per-operator allocations / frees
 that ``torch.profiler`` records with ``profile_memory=True`` (operator granularity: a temporary freed inside
-one operator is not seen). Goals (mmkd issue 4): mmkd <= 0.9 x mmrazor and mmkd <= 1.05 x (student +
-teacher_fwd); for a config whose distiller has connectors (feature distillation such as ReviewKD / ReviewKD++,
-issue 15), mmkd <= 1.10 x (student + teacher_fwd). ``--modes`` times a subset (the ratios that need a mode left
+one operator is not seen). Goals (docs/speed.md): mmkd <= 0.9 x mmrazor and mmkd <= 1.05 x (student +
+teacher_fwd); for a config whose distiller has connectors (feature distillation such as ReviewKD / ReviewKD++),
+mmkd <= 1.10 x (student + teacher_fwd). ``--modes`` times a subset (the ratios that need a mode left
 out are not reported); ``--interleave`` times the modes in turns, one step of each per round, so that the load of a
 shared machine hits every mode alike. ``--op-breakdown N`` profiles one more step of ``student``, ``teacher_fwd``
 and ``mmkd`` each and lists the N operators whose self time grows most from the first two to ``mmkd`` (CPU: self
@@ -59,7 +59,7 @@ from mmkd.registry import MODELS
 from mmkd.structures import ClassMeans
 
 GOALS = dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.05)
-#: the goal of mmkd / (student + teacher_fwd) for a distiller with connectors (ReviewKD's ABF on the FPN, issue 15)
+#: the goal of mmkd / (student + teacher_fwd) for a distiller with connectors (ReviewKD's ABF on the FPN; docs/speed.md)
 CONNECTOR_GOAL = 1.10
 MODES = ('student', 'teacher_fwd', 'mmrazor', 'mmkd_nchw', 'mmkd')
 RATIOS = dict(mmkd_over_mmrazor=('mmkd', ('mmrazor', )),

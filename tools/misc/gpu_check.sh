@@ -23,7 +23,7 @@
 #   tests    pytest tests/test_gpu (CUDA tests) and a few CPU test files                     -> pytest.txt
 #   bench    tools/analysis/benchmark_distill.py, R101 -> R50 ND at 1333x800, batch 2, on the GPU: fp32, then
 #            mixed precision (float16 autocast and loss scaling, as --amp)    -> bench_fp32.json, bench_amp.json
-#            then ReviewKD++ (fp32; student, teacher_fwd, mmkd and --op-breakdown): issue 15's 1.10 goal -> bench.log
+#            then ReviewKD++ (fp32; student, teacher_fwd, mmkd and --op-breakdown): docs/speed.md's 1.10 -> bench.log
 #   demo     the detection demo (tools/analysis/run_demo.py: teacher, student alone and with ND) on the GPU, in
 #            the time left of --budget (default 540 s: one device call of at most 10 minutes)        -> demo.md
 #   and summary.md: each step's status and time, the mmcv build time, the test summary, the benchmark tables.

@@ -1,4 +1,4 @@
-# DKD++ resnet32x4 -> resnet8x4 on CIFAR-100: CE 1 + DKD (alpha 2.0, beta 8.0, T=4) + ND 0.5 (methods.md 1(d)).
+# DKD++ resnet32x4 -> resnet8x4 on CIFAR-100: CE 1 + DKD (alpha 2.0, beta 8.0, T=4) + ND 0.5 (docs/methods.md 1(d)).
 
 _base_ = ['../_base_/distill/cifar100_dkdpp.py']
 

@@ -1,5 +1,5 @@
-# DKD++ resnet32x4 -> ShuffleNetV1 on CIFAR-100: CE 1 + DKD (alpha 0.5, beta 8.0, T=4) + ND 4.0 (methods.md 1(d)). lr
-# 0.02 for this light student (KD++ examples).
+# DKD++ resnet32x4 -> ShuffleNetV1 on CIFAR-100: CE 1 + DKD (alpha 0.5, beta 8.0, T=4) + ND 4.0 (docs/methods.md 1(d)).
+# lr 0.02 for this light student (KD++ examples).
 # The student's embedding goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear) to the teacher's width for
 # the feature loss only.
 

@@ -1,4 +1,4 @@
-# DKD++ resnet56 -> resnet20 on CIFAR-100: CE 1 + DKD (alpha 2.5, beta 4.0, T=4) + ND 3.5 (methods.md 1(d)).
+# DKD++ resnet56 -> resnet20 on CIFAR-100: CE 1 + DKD (alpha 2.5, beta 4.0, T=4) + ND 3.5 (docs/methods.md 1(d)).
 
 _base_ = ['../_base_/distill/cifar100_dkdpp.py']
 

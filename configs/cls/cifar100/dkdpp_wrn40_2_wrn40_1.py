@@ -1,4 +1,4 @@
-# DKD++ WRN-40-2 -> WRN-40-1 on CIFAR-100: CE 1 + DKD (alpha 1.0, beta 6.0, T=4) + ND 1.0 (methods.md 1(d)).
+# DKD++ WRN-40-2 -> WRN-40-1 on CIFAR-100: CE 1 + DKD (alpha 1.0, beta 6.0, T=4) + ND 1.0 (docs/methods.md 1(d)).
 # The student's embedding goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear) to the teacher's width for
 # the feature loss only.
 

@@ -1,4 +1,4 @@
-# KD++ resnet32x4 -> resnet8x4 on CIFAR-100: CE 1 + KD 3.5 (T=4) + ND 2.0 (methods.md 1(d)).
+# KD++ resnet32x4 -> resnet8x4 on CIFAR-100: CE 1 + KD 3.5 (T=4) + ND 2.0 (docs/methods.md 1(d)).
 
 _base_ = ['../_base_/distill/cifar100_kdpp.py']
 

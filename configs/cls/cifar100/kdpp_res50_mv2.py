@@ -1,5 +1,5 @@
-# KD++ ResNet-50 -> MobileNetV2 on CIFAR-100: CE 1 + KD 3.0 (T=4) + ND 0.5 (methods.md 1(d)). lr 0.02 for this light
-# student (KD++ examples).
+# KD++ ResNet-50 -> MobileNetV2 on CIFAR-100: CE 1 + KD 3.0 (T=4) + ND 0.5 (docs/methods.md 1(d)).
+# lr 0.02 for this light student (KD++ examples).
 # The student's embedding goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear) to the teacher's width for
 # the feature loss only.
 

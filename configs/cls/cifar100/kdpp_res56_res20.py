@@ -1,4 +1,4 @@
-# KD++ resnet56 -> resnet20 on CIFAR-100: CE 1 + KD 1.0 (T=4) + ND 2.0 (methods.md 1(d)).
+# KD++ resnet56 -> resnet20 on CIFAR-100: CE 1 + KD 1.0 (T=4) + ND 2.0 (docs/methods.md 1(d)).
 
 _base_ = ['../_base_/distill/cifar100_kdpp.py']
 

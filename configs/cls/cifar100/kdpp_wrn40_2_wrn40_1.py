@@ -1,4 +1,4 @@
-# KD++ WRN-40-2 -> WRN-40-1 on CIFAR-100: CE 1 + KD 1.0 (T=4) + ND 1.5 (methods.md 1(d)).
+# KD++ WRN-40-2 -> WRN-40-1 on CIFAR-100: CE 1 + KD 1.0 (T=4) + ND 1.5 (docs/methods.md 1(d)).
 # The student's embedding goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear) to the teacher's width for
 # the feature loss only.
 

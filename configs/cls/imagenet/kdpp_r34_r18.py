@@ -1,4 +1,4 @@
-# KD++ ResNet-34 -> ResNet-18 on ImageNet-1k: CE 1 + KD 2.5 (T=1, 5 warm-up epochs) + ND 1.0 (methods.md 1(d)).
+# KD++ ResNet-34 -> ResNet-18 on ImageNet-1k: CE 1 + KD 2.5 (T=1, 5 warm-up epochs) + ND 1.0 (docs/methods.md 1(d)).
 # Both embeddings are 512-d, so no projector.
 _base_ = ['../_base_/distill/imagenet_kdpp.py']
 

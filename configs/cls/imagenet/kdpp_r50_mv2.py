@@ -1,5 +1,5 @@
 # KD++ ResNet-50 -> MobileNetV2 on ImageNet-1k: CE 1 + KD 4.0 (T=1, 5 warm-up epochs) + ND 1.0. The paper's student
-# is MobileNetV1 (same weights, methods.md 1(d)); mmkd reuses mmdet's registered MobileNetV2. Its 1280-d embedding
+# is MobileNetV1 (same weights, docs/methods.md 1(d)); mmkd reuses mmdet's registered MobileNetV2. Its 1280-d embedding
 # goes through EmbeddingProjector (BN -> Dropout(0.5) -> Linear, weights N(0, 0.01) as the ImageNet code) to 2048-d.
 _base_ = ['../_base_/distill/imagenet_kdpp.py']
 

@@ -41,7 +41,7 @@ class ABF(nn.Module):
 class ABFConnector(BaseConnector):
     """ReviewKD's review connector with attention-based fusion (Chen et al., "Distilling Knowledge via Knowledge
     Review", CVPR 2021), as the ND paper's ReviewKD++ applies it to the student's FPN outputs P2-P6 (Wang et al.,
-    arXiv 2305.17007, ``Detection/model/reviewkd.py``; methods.md 1(c)).
+    arXiv 2305.17007, ``Detection/model/reviewkd.py``; docs/methods.md 1(c)).
 
     The levels are processed from the deepest up: level ``L-1`` (deepest) gives
     ``m_{L-1} = BN(conv1x1(x_{L-1}))`` unfused; every shallower level ``l`` fuses

@@ -10,7 +10,7 @@ from mmkd.registry import MODELS
 @MODELS.register_module()
 class EmbeddingProjector(BaseConnector):
     """``BatchNorm1d(in) -> Dropout(p) -> Linear(in -> out)`` on the student embedding, as KD++'s ``EmbTrans``
-    (Wang et al., arXiv 2305.17007; methods.md 1(c)). Trained by the distillation loss only and dropped at
+    (Wang et al., arXiv 2305.17007; docs/methods.md 1(c)). Trained by the distillation loss only and dropped at
     inference (it lives in ``distiller.connectors``).
 
     Init: BN weight 1, bias 0; Linear bias 0 and PyTorch's default weight init (the CIFAR variant).

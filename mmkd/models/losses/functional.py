@@ -243,7 +243,7 @@ def icd_scale_weights(scales: Sequence[int]) -> Tuple[float, ...]:
 
 @_at_least_float32
 def icd_grouped_loss(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor, tau: float = 2.0) -> Tensor:
-    """[PROPOSAL, not from the iCD authors] RoI-relational iCD for detection (methods.md 3(f) P1).
+    """[PROPOSAL, not from the iCD authors] RoI-relational iCD for detection (docs/methods.md 3(f) P1).
 
     Rows (RoIs) are grouped by ``group_ids`` (the image index, or image and FPN level). Within each group: L2-
     normalise each row's logit vector, build the Gram over the group's rows, take the row softmax at ``tau``
@@ -472,7 +472,7 @@ def nc3_align_loss(classifier_weight: Tensor,
     """[PROPOSAL] NC3 self-duality alignment ``||W/||W||_F - P~/||P~||_F||_F^2`` over the valid classes.
 
     ``P~`` are the centred, row-normalised prototypes of :func:`prototype_directions` (the ``M~`` of
-    methods.md 2(a)). ``W`` is ``classifier_weight[:K]``: the first ``K`` rows, so a classifier with extra rows
+    docs/methods.md 2(a)). ``W`` is ``classifier_weight[:K]``: the first ``K`` rows, so a classifier with extra rows
     (e.g. an extra background output) is accepted as long as its first ``K`` rows follow the prototypes' class
     order. Rows are restricted to valid prototypes and, if given, the ``[K]`` bool mask ``valid``.
 

@@ -8,7 +8,7 @@ from .functional import icd_grouped_loss
 
 @MODELS.register_module()
 class ICDRoILoss(nn.Module):
-    """[PROPOSAL, not from the iCD authors] iCD on detection RoIs (methods.md 3(f) P1; iCD: Xue et al.,
+    """[PROPOSAL, not from the iCD authors] iCD on detection RoIs (docs/methods.md 3(f) P1; iCD: Xue et al.,
     arXiv 2509.12553).
 
     The RoIs are grouped (by image, or by image and FPN level); within each group the Gram of the

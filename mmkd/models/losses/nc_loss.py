@@ -13,7 +13,7 @@ from .functional import nc1_align_loss, nc1_contrast_loss, nc2_loss, nc2_min_cla
 @MODELS.register_module()
 class NCLoss(ClassMeansMixin, nn.Module):
     """[PROPOSAL, our reconstruction, not the authors' equations] NC-inspired distillation after NCKD (Zhang,
-    Song, He, "Neural Collapse Inspired Knowledge Distillation", AAAI 2025, arXiv 2412.11788); methods.md 2(b).
+    Song, He, "Neural Collapse Inspired Knowledge Distillation", AAAI 2025, arXiv 2412.11788); docs/methods.md 2(b).
 
     With ``p~_k`` the teacher class means centred by their mean over valid classes and L2-normalised
     (:func:`~mmkd.models.losses.functional.prototype_directions`), the loss is
@@ -25,7 +25,7 @@ class NCLoss(ClassMeansMixin, nn.Module):
 
     where ``z~_i = z_i - m`` is the student feature centred by ``m``, the mean of the student's batch class means
     (with ``center``; :func:`~mmkd.models.losses.functional.nc1_contrast_loss`), so that NC1 compares centred
-    features with centred prototypes as NC2 does. (Before issue 16 the raw feature was compared with the centred
+    features with centred prototypes as NC2 does. (Before the centring fix the raw feature was compared with the centred
     prototypes: ``tools/analysis/logs/nc_icd_analysis.md``. The centred features are shorter, so the contrast
     gradient, ``~ 1 / (tau ||z~||)``, is larger: re-check ``tau`` and the weights with
     ``tools/analysis/loss_gradient_scales.py``.) A batch with fewer than 2 classes gives NC1 = 0.
@@ -55,7 +55,7 @@ class NCLoss(ClassMeansMixin, nn.Module):
             Negative values count from the end of the class means (``-1``: the last class).
         center: centre the prototypes (NC1, NC3: by the mean over valid classes; NC2: both sides by the mean
             over the classes present) and, in NC1, the student features (by the mean of their batch class
-            means) -- methods.md 2(b) leaves centred vs. uncentred to ablation.
+            means) -- docs/methods.md 2(b) leaves centred vs. uncentred to ablation.
 
     Forward:
         student_feat ``[N, D]`` (projected to the teacher width), labels ``[N]`` int64, label_weights optional

@@ -115,8 +115,8 @@ def ref_directions(p, center=True):
 
 
 def ref_nc1(s, y, p, tau, w=None, center=True):
-    """With ``center``: features centred by the mean of the kept samples' weighted class means (issue 16: centred
-    features against centred prototypes); 0 when fewer than 2 classes are kept."""
+    """With ``center``: features centred by the mean of the kept samples' weighted class means (the centring fix:
+    centred features against centred prototypes); 0 when fewer than 2 classes are kept."""
     d, ok = ref_directions(p, center)
     ws = [1. if w is None else float(w[i]) for i in range(s.shape[0])]
     kept = [i for i in range(s.shape[0]) if ws[i] > 0 and ok[y[i]]]
@@ -335,7 +335,7 @@ def test_nc1_matches_loop(n, d, k, seed):
 
 
 def test_centred_nc1_compares_centred_features_with_centred_prototypes():
-    """Issue 16 (nc_icd_analysis.md): the raw student feature was compared with centred prototypes, so a student
+    """Before centring (nc_icd_analysis.md) the raw student feature was compared with centred prototypes, so a student
     whose features equal the teacher's class means (shifted far from the origin, as post-ReLU features are) had
     alignment > 0. Centred on both sides it has alignment 0 and the lowest contrast, whatever common shift the
     features carry; a batch with one class carries no class direction and gives 0."""

@@ -161,7 +161,7 @@ def test_icd_modules():
 
 
 def test_kdpp_configs_use_kdpps_formula():
-    """Issue 16: every KD++ config used norm_floor=0.1 (then NDLoss's default), which is not KD++'s formula. The
+    """Every KD++ config once used norm_floor=0.1 (then NDLoss's default), which is not KD++'s formula. The
     configs that define ND rely on the default, now 0: none may set another value without saying so here."""
     import glob
     import os.path as osp

@@ -1,6 +1,6 @@
 # KD++ on ImageNet-1k (arXiv 2305.17007, ImageNet/train_kd.py): CE + KD (T=1, linearly warmed up over 5 epochs) + ND
 # on the penultimate feature with the teacher's class means (ClassMeansHook, one teacher pass over the training set
-# before training). Pair configs set the models and the KD/ND weights (methods.md 1(d)).
+# before training). Pair configs set the models and the KD/ND weights (docs/methods.md 1(d)).
 _base_ = [
     '../models/imagenet_cls_distill.py', '../datasets/imagenet.py', '../schedules/imagenet_100e.py',
     '../default_runtime.py', './cls_losses.py'

@@ -1,7 +1,8 @@
 # [PROPOSAL] NC-inspired distillation (after NCKD, Zhang et al., AAAI 2025): CE + NCLoss
-# (prototype contrast + prototype alignment + ETF/Gram transfer against the teacher's class means; methods.md
-# 2(b)). This is mmkd's reconstruction, not the authors' equations; the paper's weights are unknown, so every term
-# has weight 1 (the suggested starting point). Term-by-term check against methods.md and measured gradient scales:
+# (prototype contrast + prototype alignment + ETF/Gram transfer against the teacher's class means;
+# docs/methods.md 2(b)). This is mmkd's reconstruction, not the authors' equations; the paper's weights are unknown,
+# so every term has weight 1 (the suggested starting point). Term-by-term check against docs/methods.md and measured
+# gradient scales:
 # tools/analysis/logs/nc_icd_analysis.md.
 # The method only (model and hooks, no data or schedule): cifar100_nc.py adds CIFAR-100, its 240-epoch schedule and
 # the runtime; configs/cls/synthetic/ adds the generated shapes set instead.
