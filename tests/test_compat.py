@@ -213,7 +213,7 @@ def test_mmcv_ops_accept_bfloat16_on_the_cpu():
 
 
 def test_patched_roi_align_backward_on_the_cpu():
-    """Issue 19: patch 7's docstring said autograd casts roi_align's gradient to the inputs' types. mmcv's CPU
+    """Regression: patch 7's docstring said autograd casts roi_align's gradient to the inputs' types. mmcv's CPU
     backward gets the output's bfloat16 gradient and has no bfloat16 kernel, so a bfloat16 feature map cannot be
     trained through it; what the docstring now says is what this test shows. Training never sends one there:
     ``CPUAmpOptimWrapper`` makes mmdet's RoI extractors feed float32 maps, whose forward and backward are float32."""

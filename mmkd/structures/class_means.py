@@ -16,8 +16,8 @@ _FIX = ('recompute the file with tools/analysis/compute_class_means.py for this 
 
 
 class ClassMeans(BaseModule):
-    """Per-class mean of teacher features: the class centres of ND (KD++, arXiv 2305.17007, sec. 1(b) of
-    methods.md) and the prototypes of the NC-inspired losses.
+    """Per-class mean of teacher features: the class centres of ND (KD++, arXiv 2305.17007,
+    docs/methods.md 1(b)) and the prototypes of the NC-inspired losses.
 
     Two modes:
 

@@ -100,7 +100,7 @@ def test_benchmark_distill_cfg_options_reach_the_model(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=False)
-    # --amp (issue 18): the benchmark's own flag, every mode timed through the wrapper tools/train.py --amp uses
+    # --amp: the benchmark's own flag, every mode timed through the wrapper tools/train.py --amp uses
     assert result['amp'] == 'mmkd.CPUAmpOptimWrapper (bfloat16)' and 'amp: mmkd.CPUAmpOptimWrapper' in proc.stdout
     assert all(math.isfinite(m['median_s']) and m['median_s'] > 0 for m in result['modes'].values())
 

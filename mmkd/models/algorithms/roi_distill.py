@@ -36,7 +36,7 @@ class RoIDistill(TeacherStudentDistill):
 
     mmrazor's ``SingleTeacherDistill`` runs the teacher's whole ``loss`` forward: its own RPN, its own random
     RoI sampling and its own losses, all thrown away, and its recorded RoI tensors describe other boxes than the
-    student's. One step of ``RoIDistill`` instead (methods.md section 4, fix (i); as in the ND authors' code):
+    student's. One step of ``RoIDistill`` instead (docs/methods.md 4(a), fix (i); as in the ND authors' code):
 
     1. runs the teacher, frozen, wholly in eval mode and without gradients, through ``extract_feat``;
     2. runs the student's normal ``loss`` forward inside the student recorders (RPN, sampling, task losses);

@@ -2,7 +2,7 @@
 # local logits (1x1, 2x2, 4x4 regions of the last feature map through the shared classifier), as the released
 # CD-SDD-KD defaults. Deviation: the KD term is plain KD on the global logits, not SDD's multi-region KD.
 # gamma = 2.0 is the released code's default (CD.GAMMA); the CIFAR result folders are named "gamma8", so the
-# paper's CIFAR value may be 8 (methods.md 3(b)). iCD's schedule: batch 64 on one GPU, no Nesterov, lr 0.01 for its
+# paper's CIFAR value may be 8 (docs/methods.md 3(b)). Its schedule: batch 64, one GPU, no Nesterov, lr 0.01 for its
 # lightweight students (e.g. res32x4 -> ShuffleV1), 0.05 for its vgg8 students (configs/cifar100/cd_sdd_kd/*.yaml).
 # Term-by-term check against the released code and measured gradient scales: tools/analysis/logs/nc_icd_analysis.md.
 # The method only (model and hooks, no data or schedule): cifar100_icd.py adds CIFAR-100, its 240-epoch schedule and
