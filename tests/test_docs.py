@@ -121,3 +121,24 @@ def test_code_cites_no_issue_numbers_nor_missing_files():
                 if issue.search(line) or outside.search(line):
                     bad.append(f'{name}:{number}: {line.strip()}')
     assert not bad, bad
+
+
+def git(*args: str) -> str:
+    return subprocess.run(['git', *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
+def test_gpu_check_results_stay_out_of_git():
+    """gpu_check.sh's default results folder (when $OUT is unset) is ignored, and nothing in it is tracked."""
+    with open(osp.join(REPO, 'tools', 'misc', 'gpu_check.sh')) as f:
+        default = re.search(r'OUT_DIR=\$\{OUT:-([\w./-]+)\}', f.read()).group(1)
+    assert default == 'gpu_check_results'
+    assert git('check-ignore', f'{default}/summary.md').strip() == f'{default}/summary.md'
+    assert git('ls-files', default) == ''
+
+
+def test_log_folders_hold_no_scripts_nor_archives():
+    """Scripts behind documented numbers live in tools/analysis/ (with tests); superseded studies live in git
+    history only."""
+    tracked = git('ls-files', 'tools/analysis/logs').split()
+    assert not [f for f in tracked if f.endswith('.py')]
+    assert not [f for f in tracked if '/archive_' in f]
