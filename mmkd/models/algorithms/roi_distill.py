@@ -65,7 +65,7 @@ class RoIDistill(TeacherStudentDistill):
         class_means (dict, optional): ``dict(momentum=None)``; see :class:`TeacherStudentDistill`. Detection
             class means are ``[K + 1, C]``: background included, as in the ND paper.
         teacher_fuse_conv_bn, teacher_channels_last (bool): see :class:`TeacherStudentDistill`; both default to
-            True here (README, Speed: with both, the R101-FPN -> R50-FPN step at 1333x800 on CPU takes 0.93x the
+            True here (docs/speed.md: with both, the R101-FPN -> R50-FPN step at 1333x800 on CPU takes 0.93x the
             time). mmcv's CPU ``roi_align`` reads its input as contiguous NCHW whatever its strides, so the
             teacher's RoI extractor gets its feature maps made contiguous first.
         module_inplace, teacher_module_inplace (bool): keep in-place ops (ReLU) in place. Default True, unlike
