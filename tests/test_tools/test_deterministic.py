@@ -4,7 +4,7 @@ Three 2-iteration trainings of the tiny detector, all seed 0 and one torch threa
 and one without. The flag must reach mmengine (``randomness.deterministic``, which turns on
 ``torch.use_deterministic_algorithms``), the two flagged runs must log the same losses and save the same weights
 bit for bit, and, on the CPU at a fixed thread count, so must the run without the flag (measured: no CPU kernel
-these models use depends on anything but the thread count; see README "Reproducibility").
+these models use depends on anything but the thread count; see docs/reproducibility.md).
 """
 import glob
 import json
