@@ -10,21 +10,31 @@ float32/float64, ``use_torchvision``) goes to mmcv unchanged.
 The math is mmcv's (``mmcv/ops/csrc/pytorch/cpu/roi_align.cpp``, pool_mode avg), for an RoI ``(b, x1, y1, x2, y2)``
 in image coordinates, ``s = spatial_scale``, ``o = 0.5`` if ``aligned`` else 0 and a ``PH x PW`` output::
 
-    x0 = x1 * s - o,  w = x2 * s - o - x0   (w = max(w, 1) if not aligned; the same for y0, h)
-    grid_h = sampling_ratio if > 0 else ceil(h / PH)   (grid_w likewise)
-    out[c, ph, pw] = 1 / max(grid_h * grid_w, 1) * sum over iy < grid_h, ix < grid_w of
-                     bilinear(feats[b, c], y0 + (ph + (iy + .5) / grid_h) * h / PH,
-                                           x0 + (pw + (ix + .5) / grid_w) * w / PW)
+    x0 = x1 * s - o,  w = (x2 * s - o) - x0   (w = max(w, 1) if not aligned; the same for y0, h)
+    grid_h = sampling_ratio if > 0 else ceil(float32(h / PH))   (grid_w likewise)
+    out[c, ph, pw] = (sum over iy < grid_h, ix < grid_w of
+                      bilinear(feats[b, c], y0 + ph * h / PH + (iy + .5) * (h / PH) / grid_h,
+                                            x0 + pw * w / PW + (ix + .5) * (w / PW) / grid_w))
+                     / max(grid_h * grid_w, 1)
 
 where ``bilinear`` is 0 for a point with y < -1, y > H, x < -1 or x > W, clamps the point to >= 0 and takes the
 border row/column when it is past the last one. Shapes: feats ``(B, C, H, W)``, rois ``(R, 5)`` -> ``(R, C, PH, PW)``;
-no gradient flows to the RoIs (as in mmcv). The kernels compute the sample points and weights in float64 where
-mmcv rounds them to float32: on small maps the two agree to ~1e-6; at COCO's P2 (coordinates in the hundreds)
-mmcv's float32 output is up to ~1e-4 from the exact (float64) result, ours ~2e-7.
+no gradient flows to the RoIs (as in mmcv).
+
+Every step is rounded where mmcv's kernel rounds it, so that the kernels compute mmcv's numbers and not merely
+numbers close to them: each operation above in the features' dtype (float32 or float64) in mmcv's order, ``s``
+first rounded to float32 (mmcv takes it as a C ``float``), and the adaptive grid from a float32 ``ceilf`` of
+``h / PH`` for float64 features too. Rounding decides there: a box whose scaled size is, in float32, an exact
+multiple of the output size (x 3.7 -> 31.7 at ``s`` 1/4, aligned) gets one sample per bin fewer than float64
+arithmetic gives it, and a sample point's rounded coordinate decides whether it is on the map. The forward is
+then mmcv's sums in mmcv's order; the backward divides the bilinear weights by the sample count once per sample
+where mmcv divides per channel (within an ulp). At COCO's P2 (coordinates in the hundreds) float32 arithmetic puts
+mmcv's output, and so these kernels', up to ~1e-4 from float64's.
 """
 import warnings
 from typing import Tuple, Union
 
+import numpy as np
 import torch
 from mmcv.ops import RoIAlign as MMCVRoIAlign
 from torch import Tensor
@@ -65,6 +75,12 @@ def _check_rois(feats: Tensor, rois: Tensor, aligned: bool) -> None:
         raise ValueError('RoIAlign(aligned=True): an RoI has x2 < x1 or y2 < y1; boxes must be (x1, y1, x2, y2)')
 
 
+def _scale(spatial_scale: float, dtype: type):
+    """``spatial_scale`` as mmcv's kernel has it: a C ``float`` argument (rounded to float32), then the features'
+    dtype."""
+    return dtype(np.float32(spatial_scale))
+
+
 class RoIAlignCPUFunction(Function):
     """Average RoIAlign on CPU tensors by the compiled kernels (see the module docstring; needs numba)."""
 
@@ -79,8 +95,9 @@ class RoIAlignCPUFunction(Function):
         if not kernels:
             raise ImportError('roi_align_cpu needs numba: `pip install numba` (or use mmkd.ops.RoIAlign, which falls '
                               'back to mmcv\'s kernel without it)')
-        kernels.roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), spatial_scale,
-                                         sampling_ratio, aligned)
+        dtype = channels_last.numpy().dtype.type
+        kernels.roi_align_forward_kernel(channels_last.numpy(), rois.numpy(), out.numpy(), _scale(spatial_scale, dtype),
+                                         sampling_ratio, aligned, dtype)
         ctx.save_for_backward(rois)
         ctx.args = feats.shape, spatial_scale, sampling_ratio, aligned
         return out.permute(0, 3, 1, 2).contiguous()
@@ -92,8 +109,9 @@ class RoIAlignCPUFunction(Function):
         (n, c, h, w), spatial_scale, sampling_ratio, aligned = ctx.args
         grad_in = grad_output.new_zeros(n, h, w, c)
         grad_out = grad_output.permute(0, 2, 3, 1).contiguous()
-        _kernels().roi_align_backward_kernel(grad_out.numpy(), rois.numpy(), grad_in.numpy(), spatial_scale,
-                                             sampling_ratio, aligned)
+        dtype = grad_out.numpy().dtype.type
+        _kernels().roi_align_backward_kernel(grad_out.numpy(), rois.numpy(), grad_in.numpy(),
+                                             _scale(spatial_scale, dtype), sampling_ratio, aligned, dtype)
         return grad_in.permute(0, 3, 1, 2), None, None, None, None, None
 
 

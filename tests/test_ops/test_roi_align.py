@@ -1,5 +1,6 @@
 """mmkd.ops.RoIAlign: mmcv's RoIAlign results (forward and gradient) from the CPU kernels, on the cases that have
 their own branch in mmcv's kernel; mmcv itself where the kernels do not apply; clear errors."""
+import itertools
 import sys
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 import mmkd  # noqa: F401,I001
 from mmcv.ops import RoIAlign as MMCVRoIAlign
+from mmcv.ops import roi_align as mmcv_roi_align
 
 from mmkd.ops import RoIAlign, roi_align_cpu
 
@@ -54,6 +56,90 @@ def test_matches_mmcv_forward_and_gradient(aligned, sampling_ratio, scale, dtype
     expected.backward(grad)
     torch.testing.assert_close(x1.grad, x2.grad, atol=tol * 10, rtol=tol)
     assert x1.grad.abs().sum() > 0
+
+
+def boundary_rois(scale, size, aligned, n_img=2, height=20, width=24, n=96, seed=0):
+    """Boxes where mmcv's float32 rounding decides, on and around a ``height x width`` map at ``scale``, corners
+    with 1 or 2 decimals (the nearest float of the decimal, as a box in a file or from a decoder is):
+
+    * sides whose scaled length is an exact multiple (1-3x) of the output size, or 0.01 / 0.1 image px more or
+      less (the adaptive grid);
+    * small boxes centred, in exact arithmetic, on the map's border lines y = -1, y = height, x = -1, x = width,
+      where a sample point is on the map or off it by its rounding (the middle sample of an odd output size);
+    * the boxes the adaptive grid was seen to differ on (x 3.7 -> 31.7 at 1/4, 1.1 -> 15.1 at 1/2).
+
+    Float64 rows (cast them to the features' dtype)."""
+    ph, pw = size
+    g = torch.Generator().manual_seed(seed)
+    d = torch.where(torch.rand(n, 1, generator=g) < .5, 10., 100.).double()  # decimals of the box
+    # integer numerators (in 1/d px) of the corner and the sides, divided once: each corner the decimal's nearest
+    corner = torch.floor(torch.rand(n, 2, generator=g).double() * torch.tensor([width, height]) / scale * d) - 2 * d
+    multiple = torch.randint(1, 4, (n, 2), generator=g).double() * torch.tensor([pw, ph]) / scale
+    nudge = torch.tensor([0., 0., 0., 1., -1., 10., -10.]).double()[torch.randint(0, 7, (n, 2), generator=g)]
+    far = corner + torch.round(multiple * d) + nudge * d / 100
+    boxes = torch.cat([corner, far], 1) / d
+    # centred on a border line: centre (c + o) / scale in image px, half a side of at most one bin (one sample)
+    m = n // 2
+    axis = torch.randint(0, 2, (m, ), generator=g)  # 0: x, 1: y
+    line = torch.where(torch.rand(m, generator=g) < .5, -1., torch.where(axis == 0, float(width), float(height)))
+    centre = torch.round((line.double() + (0.5 if aligned else 0.)) / scale * 100)  # in 1/100 px: exact
+    half = torch.randint(1, 50, (m, ), generator=g).double() * torch.where(axis == 0, pw, ph) / scale
+    other = torch.floor(torch.rand(m, generator=g).double() * torch.where(axis == 0, height, width) / scale * 100)
+    other_side = torch.randint(100, 800, (m, ), generator=g).double() / scale
+    lo, hi = centre - torch.round(half), centre + torch.round(half)
+    on_x = torch.stack([lo, other, hi, other + other_side], 1)
+    on_y = torch.stack([other, lo, other + other_side, hi], 1)
+    boxes = torch.cat([boxes, torch.where((axis == 0)[:, None], on_x, on_y) / 100])
+    seen = torch.tensor([[3.7, 3.7, 31.7, 31.7], [1.1, 1.1, 15.1, 15.1], [1.1, 3.7, 15.1, 31.7]]).double()
+    boxes = torch.cat([boxes, seen])
+    index = torch.randint(0, n_img, (len(boxes), 1), generator=g).double()
+    return torch.cat([index, boxes], 1)
+
+
+def mmcv_grid(rois, size, scale, aligned, dtype):
+    """mmcv's adaptive grid (sampling_ratio 0) of each box, (R, 2) (across, down): ``ceilf(h / PH)`` of the box's
+    height in ``dtype`` arithmetic with the quotient rounded to float32; and what float64 arithmetic gives."""
+    r, s, o = rois.to(dtype), torch.tensor(scale, dtype=torch.float32).to(dtype), 0.5 if aligned else 0.
+    sides = (r[:, 3:5] * s - o) - (r[:, 1:3] * s - o)
+    exact = (r.double()[:, 3:5] * scale - o) - (r.double()[:, 1:3] * scale - o)
+    if not aligned:
+        sides, exact = sides.clamp(min=1), exact.clamp(min=1)
+    out = torch.tensor(size[::-1], dtype=dtype)
+    return torch.ceil((sides / out).float()).long(), torch.ceil(exact / out.double()).long()
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_matches_mmcv_on_boxes_at_its_rounding_boundaries(dtype):
+    """Forward and gradient against mmcv's own ``roi_align`` on :func:`boundary_rois`, for every combination of
+    aligned or not, scales 1/4 1/8 1/2, four output sizes and sampling ratios 0 and 2: mmcv counts the adaptive
+    grid in float32 and computes the sample points in the features' dtype (float32 here: a sample point's
+    coordinate decides whether it is on the map), and so must the kernels; float64 arithmetic gave up to one more
+    sample per bin and differences of order 1 on unit features."""
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    g = torch.Generator().manual_seed(1)
+    worst, grid_differs = {}, 0
+    for aligned, scale, size, ratio in itertools.product((True, False), (1 / 4, 1 / 8, 1 / 2),
+                                                         ((7, 7), (7, 6), (3, 5), (14, 14)), (0, 2)):
+        rois = boundary_rois(scale, size, aligned)
+        grid, exact_grid = mmcv_grid(rois, size, scale, aligned, dtype)
+        grid_differs += int((grid != exact_grid).any(1).sum()) if not ratio else 0
+        rois = rois.to(dtype)
+        feats = torch.randn(2, 3, 20, 24, dtype=dtype, generator=g)
+        x1, x2 = feats.clone().requires_grad_(), feats.clone().requires_grad_()
+        out = RoIAlign(size, scale, ratio, aligned=aligned)(x1, rois)
+        expected = mmcv_roi_align(x2, rois, size, scale, ratio, 'avg', aligned)
+        grad = torch.randn(out.shape, dtype=dtype, generator=g)
+        out.backward(grad)
+        expected.backward(grad)
+        case = f'aligned={aligned} scale=1/{round(1 / scale)} size={size} sampling_ratio={ratio}'
+        out, expected = out.detach(), expected.detach()
+        worst[case] = (float(((out - expected).abs() - tol * expected.abs()).max()),
+                       float(((x1.grad - x2.grad).abs() - tol * x2.grad.abs()).max()))
+        assert out.abs().sum() > 0 and x1.grad.abs().sum() > 0
+    bad = {case: errors for case, errors in worst.items() if max(errors) > tol}
+    assert not bad, f'forward / gradient error beyond {tol} (+ {tol} relative): {bad}'
+    # the boxes do hit the boundary: a float64 count of the grid differs from mmcv's
+    assert grid_differs > 20
 
 
 def test_gradient_is_the_transpose_of_the_forward():

@@ -19,5 +19,7 @@ def test_prints_a_timed_row_per_size_with_small_differences(capsys):
     times = [float(cells[i]) for i in (1, 2, 4, 5)]
     ratios = [float(cells[i].rstrip('x')) for i in (3, 6)]
     assert all(t > 0 for t in times) and all(r > 0 for r in ratios)
-    assert all(re.fullmatch(r'[0-9.]+e[-+][0-9]+', c) for c in cells[7:10])
-    assert float(cells[8]) < 1e-6 and float(cells[9]) < 1e-4  # mmkd's output: float32 rounding of the exact one
+    assert all(re.fullmatch(r'[0-9.]+e[-+][0-9]+', c) for c in cells[7:11])
+    # both outputs: float32 arithmetic's distance from float64's; mmkd's is mmcv's (its float32 steps)
+    assert float(cells[7]) < 1e-4 and float(cells[8]) < 1e-4
+    assert float(cells[9]) < 1e-6 and float(cells[10]) < 1e-4
