@@ -184,7 +184,8 @@ def crosskd_align(student: Tensor, teacher: Tensor) -> Tensor:
 
     Per channel ``c``, over all ``N H W`` values of the batch: ``(s - mu_s) / (sd_s + 1e-6) * sd_t + mu_t``, with
     ``sd`` the unbiased standard deviation and ``mu_t``, ``sd_t`` from the teacher feature of the same layer and
-    level. As the authors' code (``align_scale`` of their detectors): no parameters, equal channel counts.
+    level. As the authors' code (``align_scale`` of their detectors): no parameters, equal channel counts. One
+    difference: the std of a single value (one image, a 1x1 level) is taken as 0 here, where theirs is NaN.
     The teacher statistics are detached (the teacher is a target; in the authors' setting it has no gradient
     anyway).
 
@@ -201,11 +202,17 @@ def crosskd_align(student: Tensor, teacher: Tensor) -> Tensor:
         raise ValueError(f'crosskd_align: student has {student.shape[1]} channels, teacher {teacher.shape[1]}; '
                          'CrossKD feeds the student feature into the teacher head, so the widths must match '
                          '(add a 1x1 projection first)')
-    dims = (0, 2, 3)
-    s_mean, s_std = student.mean(dim=dims, keepdim=True), student.std(dim=dims, keepdim=True)
-    teacher = teacher.detach()
-    t_mean, t_std = teacher.mean(dim=dims, keepdim=True), teacher.std(dim=dims, keepdim=True)
+    s_mean, s_std = _channel_stats(student)
+    t_mean, t_std = _channel_stats(teacher.detach())
     return (student - s_mean) / (s_std + 1e-6) * t_std + t_mean
+
+
+def _channel_stats(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-channel mean and unbiased std over ``N H W`` (``[1, C, 1, 1]`` each); the std of a single value is 0
+    (the unbiased estimate would be NaN: one image with a 1x1 level, e.g. P7 of a 64 px input)."""
+    dims = (0, 2, 3)
+    single = x.shape[0] * x.shape[2] * x.shape[3] == 1
+    return x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True, correction=0 if single else 1)
 
 
 @_at_least_float32

@@ -67,6 +67,13 @@ def test_align_per_channel_and_gradient():
         crosskd_align(torch.randn(1, 3, 2, 2), torch.randn(1, 4, 2, 2))
 
 
+def test_align_single_value_is_finite():
+    # one image and a 1x1 level (P7 of a 64 px input): the unbiased std of one value would be NaN; here the
+    # student value maps to the teacher's (its own mean)
+    out = crosskd_align(torch.tensor([3., -1.]).view(1, 2, 1, 1), torch.tensor([5., 7.]).view(1, 2, 1, 1))
+    torch.testing.assert_close(out.view(-1), torch.tensor([5., 7.]))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # GFL regression KD: summed distribution KL
 # ---------------------------------------------------------------------------------------------------------------
