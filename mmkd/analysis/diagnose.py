@@ -58,6 +58,8 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmengine.utils import import_modules_from_strings
 
 from mmkd.engine.hooks import compute_class_means
+from mmkd.models.utils.preprocessing import (compare_preprocessing, config_preprocessor, model_preprocessor,
+                                             preprocessing_summary)
 from mmkd.engine.hooks.distill_metrics_hook import (_eval_mode, gt_boxes_need_rescale, model_task, probe_outputs,
                                                     split_models)
 from mmkd.models.utils.checkpoint import (DISTILL_PREFIXES, checkpoint_state_dict, describe_mismatch,
@@ -196,27 +198,10 @@ def gradient_verdict(name: str, value: float, grad: float, task_value: Optional[
     return Verdict(OK, what, seen)
 
 
-def preprocessing_summary(dp: Optional[dict]) -> dict:
-    """Mean, std (lists of floats or None) and whether the channels are swapped, of a data_preprocessor config."""
-    dp = dict(dp or {})
-    as_list = (lambda v: None if v is None else [float(x) for x in v])
-    return dict(mean=as_list(dp.get('mean')), std=as_list(dp.get('std')),
-                swap_channels=bool(dp.get('bgr_to_rgb') or dp.get('rgb_to_bgr')))
-
-
 def preprocessing_differences(runtime: dict, teacher: dict) -> List[str]:
-    """What differs between two :func:`preprocessing_summary` results (empty if they agree)."""
-    diffs = []
-    for key in ('mean', 'std'):
-        a, b = runtime[key], teacher[key]
-        same = (a is None and b is None) or (a is not None and b is not None and len(a) == len(b) and
-                                             all(abs(x - y) <= 1e-3 * max(1.0, abs(y)) for x, y in zip(a, b)))
-        if not same:
-            diffs.append(f'{key} {a} (fed to it) vs {b} (teacher)')
-    if runtime['swap_channels'] != teacher['swap_channels']:
-        diffs.append(f'channel swap (bgr_to_rgb) {runtime["swap_channels"]} (fed to it) vs '
-                     f'{teacher["swap_channels"]} (teacher): the colour channels arrive reversed')
-    return diffs
+    """What differs between the normalisation fed to the teacher and the teacher's own (empty if they agree):
+    :func:`~mmkd.models.utils.preprocessing.compare_preprocessing`, the algorithms' own rule."""
+    return compare_preprocessing(runtime, teacher, labels=('fed to it', 'teacher'))
 
 
 def pipeline_scale(pipeline: Optional[Sequence[dict]]):
@@ -242,9 +227,7 @@ def load_config(path: str, options: Optional[dict] = None) -> Config:
 
 def runtime_preprocessor(model_cfg: dict) -> Optional[dict]:
     """The data_preprocessor config that feeds the model (for an algorithm: its own, else the student's)."""
-    if model_cfg.get('data_preprocessor') is not None:
-        return model_cfg['data_preprocessor']
-    return (model_cfg.get('architecture') or {}).get('data_preprocessor')
+    return model_preprocessor(model_cfg)
 
 
 def load_state(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -508,8 +491,11 @@ class Diagnosis:
             self.add(Verdict(OK, what, 'n/a: no teacher.'))
             return
         fed = preprocessing_summary(runtime_preprocessor(cfg.model))
+        conversion = getattr(self.model, '_teacher_input_conversion', None)
+        if conversion is not None:  # teacher_preprocessing='convert': the teacher gets this normalisation instead
+            fed = conversion.target
         problems, warnings, compared = [], [], []
-        declared = cfg.model.teacher.get('data_preprocessor')
+        declared = model_preprocessor(cfg.model.teacher)
         if declared is not None:
             compared.append('model.teacher.data_preprocessor')
             problems += [f'{d} [declared teacher config]' for d in
@@ -517,9 +503,8 @@ class Diagnosis:
         trained = self._teacher_training_cfg()
         if trained is not None:
             compared.append('the teacher checkpoint\'s training config')
-            t_model = trained.model.get('architecture', trained.model)
             problems += [f'{d} [teacher training config]' for d in
-                         preprocessing_differences(fed, preprocessing_summary(t_model.get('data_preprocessor')))]
+                         preprocessing_differences(fed, preprocessing_summary(config_preprocessor(trained)))]
             t_loader = trained.get('val_dataloader') or trained.get('test_dataloader') or {}
             t_scale = pipeline_scale((t_loader.get('dataset') or {}).get('pipeline'))
             s_scale = pipeline_scale((cfg.val_dataloader.get('dataset') or {}).get('pipeline'))
@@ -533,13 +518,17 @@ class Diagnosis:
             self.add(Verdict(FAIL, what, 'the teacher is fed the algorithm\'s (student\'s) data_preprocessor, which '
                              'differs from its own: ' + '; '.join(problems) + '. It then sees inputs it was never '
                              'trained on. Give the student (model.architecture.data_preprocessor, or '
-                             'model.data_preprocessor) the teacher\'s mean, std and bgr_to_rgb.'))
+                             'model.data_preprocessor) the teacher\'s mean, std and bgr_to_rgb, or (mmkd\'s '
+                             'algorithms) set model.teacher_preprocessing=\'convert\' (the default) to re-normalise '
+                             'the batch for the teacher.'))
         elif warnings:
             self.add(Verdict(WARN, what, '; '.join(warnings) + ': the teacher runs at a scale it was not trained '
                              'for, which lowers its accuracy (see teacher accuracy); match the image sizes.'))
         else:
+            converted = (' (the algorithm converts the batch to them: teacher_preprocessing=\'convert\', '
+                         f'{conversion.text})' if conversion is not None else '')
             self.add(Verdict(OK, what, f'mean {fed["mean"]}, std {fed["std"]}, channel swap {fed["swap_channels"]} '
-                             f'agree with {" and ".join(compared)}.'))
+                             f'agree with {" and ".join(compared)}{converted}.'))
 
     def _teacher_training_cfg(self) -> Optional[Config]:
         text = self.teacher_meta.get('cfg')

@@ -177,10 +177,16 @@ def test_checkpoint_without_teacher_weights(det, capsys):
     ('model.architecture.data_preprocessor.bgr_to_rgb=False', 'channel swap'),
     ('model.architecture.data_preprocessor.mean=[0,0,0]', 'mean [0.0, 0.0, 0.0] (fed to it)')])
 def test_mismatched_preprocessing(det, capsys, option, expected):
-    rc, v = diagnose(capsys, DET_ND, det['opts'] + [option], '--only', 'preprocessing')
+    """Fed as they are (teacher_preprocessing='ignore'), the student's inputs fail; converted for the teacher (the
+    algorithms' default), they pass."""
+    rc, v = diagnose(capsys, DET_ND, det['opts'] + [option, 'model.teacher_preprocessing=ignore'],
+                     '--only', 'preprocessing')
     level, why = v['preprocessing']
     assert rc == 1 and level == 'FAIL' and expected in why
     assert '[declared teacher config]' in why and '[teacher training config]' in why
+    rc, v = diagnose(capsys, DET_ND, det['opts'] + [option], '--only', 'preprocessing')
+    level, why = v['preprocessing']
+    assert rc == 0 and level == 'OK' and "the algorithm converts the batch to them" in why
 
 
 def test_distillation_gradient_far_above_the_task_gradient(det, capsys):
@@ -240,8 +246,8 @@ def test_classification_config(capsys, tmp_path):
     assert v['preprocessing'][0] == 'OK'
     assert v['loss loss_kd'][0] in ('OK', 'WARN') and v['loss loss_nd'][0] in ('OK', 'WARN')
     assert 'class means' in v and 'RoI correspondence' not in v
-    rc, v = diagnose(capsys, config, opts + ['model.architecture.data_preprocessor.std=[1,1,1]'],
-                     '--only', 'preprocessing')
+    rc, v = diagnose(capsys, config, opts + ['model.architecture.data_preprocessor.std=[1,1,1]',
+                                             'model.teacher_preprocessing=ignore'], '--only', 'preprocessing')
     assert rc == 1 and v['preprocessing'][0] == 'FAIL' and 'std [1.0, 1.0, 1.0]' in v['preprocessing'][1]
 
 

@@ -15,6 +15,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmkd.models.utils import fuse_conv_bn_
 from mmkd.models.utils.checkpoint import (DISTILL_PREFIXES, checkpoint_state_dict,  # noqa: F401
                                           describe_mismatch, state_dict_mismatch)
+from mmkd.models.utils.preprocessing import (checkpoint_preprocessor, compare_preprocessing, model_preprocessor,
+                                             plan_teacher_preprocessing)
 from mmkd.registry import MODELS
 from mmkd.structures import ClassMeans
 
@@ -133,6 +135,21 @@ class TeacherStudentDistill(SingleTeacherDistill):
       GPU figure, where the sync stalls the queue, is not measured yet: raise the interval if that line shows
       more than 1% there. [PROPOSAL]
 
+    * the teacher sees the inputs it was trained on (``teacher_preprocessing``): the batch goes through the
+      algorithm's ``data_preprocessor`` (the student's unless set), and mmrazor feeds the teacher that tensor, never
+      running the teacher's own. Its normalisation (mean, std, channel order ``bgr_to_rgb``/``rgb_to_bgr``; padding
+      is not compared) is compared (:func:`~mmkd.models.utils.preprocessing.compare_preprocessing`) with the
+      teacher's: the teacher config's ``data_preprocessor`` before anything is built, then the training config
+      stored in ``teacher_ckpt`` (``meta['cfg']`` of mmengine checkpoints, ``meta['config']`` of mmcv 1.x ones such
+      as mmdet's model zoo; it wins over the teacher config, as it is what the weights were trained with) before
+      the weights are loaded. If they differ, ``teacher_preprocessing='convert'`` (the default) feeds the teacher
+      its own normalisation of the same pixels: ``x_t[c] = x[j] * std_s[j] / std_t[c] + (mean_s[j] - mean_t[c]) /
+      std_t[c]`` (``j`` the other end of the channels if exactly one side swaps them), exact but for float
+      rounding and for the padding pixels (:meth:`teacher_inputs`; logged as a warning); ``'refuse'`` raises a
+      ``ValueError`` naming both settings and the fixes; ``'ignore'`` feeds the student's inputs anyway, as mmrazor
+      does (logged). A teacher whose normalisation is written nowhere (no ``data_preprocessor`` in its config, no
+      training config in its checkpoint) is not checked. [PROPOSAL]
+
     The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
 
@@ -145,7 +162,7 @@ class TeacherStudentDistill(SingleTeacherDistill):
                  teacher_ckpt_strict: bool = True, class_means: Optional[Dict] = None,
                  teacher_fuse_conv_bn: bool = True, teacher_channels_last: bool = False,
                  finite_check_interval: int = 1, amp_stop_after_nonfinite: int = 10,
-                 allow_random_teacher: bool = False, **kwargs) -> None:
+                 allow_random_teacher: bool = False, teacher_preprocessing: str = 'convert', **kwargs) -> None:
         if kwargs.get('teacher_trainable'):
             raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
                              f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
@@ -165,7 +182,13 @@ class TeacherStudentDistill(SingleTeacherDistill):
                 amp_stop_after_nonfinite < 1:
             raise ValueError(f'amp_stop_after_nonfinite must be an int >= 1 (1: stop at the first non-finite step, '
                              f'as in float32), got {amp_stop_after_nonfinite!r}')
+        # the teacher's normalisation against the batch's, from the configs, before anything is built
+        teacher_conversion = self._plan_teacher_preprocessing(
+            teacher_preprocessing, kwargs.get('data_preprocessor') or model_preprocessor(kwargs.get('architecture')),
+            model_preprocessor(kwargs.get('teacher', args[0] if args else None)), "model.teacher's data_preprocessor")
         super().__init__(distiller, *args, teacher_ckpt=None, **kwargs)
+        self.teacher_preprocessing = teacher_preprocessing
+        self._teacher_input_conversion = teacher_conversion
         self.teacher_ckpt = teacher_ckpt
         if teacher_ckpt:
             self._load_teacher_ckpt(teacher_ckpt, teacher_ckpt_strict)
@@ -217,6 +240,7 @@ class TeacherStudentDistill(SingleTeacherDistill):
         """Load ``teacher_ckpt`` into the (still unfused) teacher after checking that it fits (see the class
         docstring); mmrazor itself would load any checkpoint with only a missing-keys warning."""
         checkpoint = _load_checkpoint(filename, map_location='cpu')
+        self._check_checkpoint_preprocessing(checkpoint, filename)
         state = checkpoint_state_dict(checkpoint, filename)
         expected = self.teacher.state_dict()
         missing, unexpected, mismatched = state_dict_mismatch(expected, state)
@@ -252,9 +276,38 @@ class TeacherStudentDistill(SingleTeacherDistill):
                 f'trained into NaN. Use an earlier checkpoint of the teacher (one whose training had not diverged), '
                 f'or retrain it.')
 
+    def _plan_teacher_preprocessing(self, mode: str, fed, teacher, teacher_source: str):
+        """The teacher-input conversion (or None) for ``teacher_preprocessing=mode``; refuses in ``'refuse'`` mode
+        (see the class docstring). Also called before ``nn.Module.__init__``: sets no attribute."""
+        if fed is None or teacher is None:  # a normalisation written nowhere: nothing to compare
+            plan_teacher_preprocessing(None, None, mode, type(self).__name__, teacher_source)  # checks `mode`
+            return None
+        conversion, message = plan_teacher_preprocessing(fed, teacher, mode, type(self).__name__, teacher_source)
+        if message:
+            print_log(message, logger='current', level=logging.WARNING)
+        return conversion
+
+    def _check_checkpoint_preprocessing(self, checkpoint: Any, filename: str) -> None:
+        """The teacher's normalisation as ``teacher_ckpt``'s training config states it, against the batch's
+        (:meth:`_plan_teacher_preprocessing`); called before the checkpoint's weights are loaded."""
+        found = checkpoint_preprocessor(checkpoint)
+        if found is None:
+            return
+        trained, where = found
+        declared = getattr(self.teacher, 'data_preprocessor', None)
+        self._teacher_input_conversion = self._plan_teacher_preprocessing(
+            self.teacher_preprocessing, self.data_preprocessor, trained, f'teacher_ckpt {filename!r}: {where}')
+        if declared is not None and compare_preprocessing(declared, trained):
+            print_log(f'{type(self).__name__}: model.teacher\'s data_preprocessor differs from the one teacher_ckpt '
+                      f'{filename!r} was trained with ({where}); the checkpoint\'s is the teacher\'s.',
+                      logger='current', level=logging.WARNING)
+
     def teacher_inputs(self, batch_inputs: Tensor) -> Tensor:
-        """``batch_inputs`` in the memory layout the teacher runs in (channels-last with
+        """``batch_inputs`` normalised as the teacher was trained (``teacher_preprocessing='convert'``, when the
+        two normalisations differ), in the memory layout the teacher runs in (channels-last with
         ``teacher_channels_last``)."""
+        if getattr(self, '_teacher_input_conversion', None) is not None and batch_inputs.dim() == 4:
+            batch_inputs = self._teacher_input_conversion(batch_inputs)
         if self.teacher_channels_last and batch_inputs.dim() == 4:
             return batch_inputs.contiguous(memory_format=torch.channels_last)
         return batch_inputs
