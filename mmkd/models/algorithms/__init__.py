@@ -1,5 +1,7 @@
 from .base import TeacherStudentDistill
 from .cls_distill import ClsDistill
+from .computed_recorder import ComputedRecorder
+from .dense_distill import DenseDistill
 from .roi_distill import RoIDistill
 
-__all__ = ['TeacherStudentDistill', 'ClsDistill', 'RoIDistill']
+__all__ = ['TeacherStudentDistill', 'ClsDistill', 'ComputedRecorder', 'DenseDistill', 'RoIDistill']
