@@ -143,31 +143,54 @@ def test_runner_report_and_dry_run_train_nothing(tmp_path, capsys):
         StudyRunner().run([_job(tmp_path, 'kd', 0, 'pass', needs=('teacher', 0))])
 
 
+SPAN = """
+import os, time
+events = os.path.join({folder!r}, 'events')
+def say(what):  # one short line per O_APPEND write: the lines of the two processes never mix
+    fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f'{{what}} {{name}}\\n'.encode())
+    os.close(fd)
+say('start')
+time.sleep(hold)  # a run that takes a while: gives a wrong schedule the chance to show, nothing is timed
+if other:  # wait for the other run to start beside this one (a guard against a wrong schedule's deadlock)
+    give_up = time.monotonic() + 60
+    while f'start {{other}}' not in open(events).read().split('\\n'):
+        if time.monotonic() > give_up:
+            say('alone')
+            break
+        time.sleep(0.02)
+say('end')
+"""
+
+
 def test_runner_gives_a_multi_process_job_its_places(tmp_path):
     """A job of 2 slots (a 2-process teacher) waits until 2 places are free and no other job runs beside it; a
-    later 1-slot job does not overtake it; with one place it still runs (its slots are capped)."""
-    stamp = "open(os.path.join(wd, 'span'), 'a').write(f'{__import__(\"time\").time()} ')"
-    span = f"{stamp}; __import__('time').sleep(0.6); {stamp}"
-    jobs = [_job(tmp_path, 'baseline', 0, span),
-            _job(tmp_path, 'teacher', 0, span),
-            _job(tmp_path, 'baseline', 1, span),
-            _job(tmp_path, 'kd', 0, span, needs=('teacher', 0))]
+    later 1-slot job does not overtake it; with one place it still runs (its slots are capped). Each run writes
+    its start and end into one shared file: the order of the lines shows what ran beside what, no clock is read;
+    the two runs meant to run side by side each wait for the other's start."""
+    span = tmp_path / 'span.py'
+    span.write_text(SPAN.format(folder=str(tmp_path)))
+
+    def code(name, hold=0.0, other=''):
+        return f"name, hold, other = {name!r}, {hold}, {other!r}; exec(open({str(span)!r}).read())"
+
+    jobs = [_job(tmp_path, 'baseline', 0, code('baseline0', hold=0.6)),
+            _job(tmp_path, 'teacher', 0, code('teacher', hold=0.3)),
+            _job(tmp_path, 'baseline', 1, code('baseline1', other='kd0')),
+            _job(tmp_path, 'kd', 0, code('kd0', other='baseline1'), needs=('teacher', 0))]
     jobs[1].slots = 2
     records, failures = StudyRunner(jobs=2).run(jobs)
     assert failures == [] and len(records) == 4
-
-    def interval(method, seed):
-        start, end = map(float, (tmp_path / method / f'seed{seed}' / 'span').read_text().split())
-        return start, end
-
-    teacher = interval('teacher', 0)
-    others = [interval('baseline', 0), interval('baseline', 1), interval('kd', 0)]
-    assert all(end <= teacher[0] or start >= teacher[1] for start, end in others)  # nothing beside the teacher
-    assert interval('baseline', 1)[0] >= teacher[1]  # listed after the teacher: it did not overtake it
-    assert interval('kd', 0)[0] >= teacher[1]
-    # the two jobs after the teacher ran side by side (1 slot each)
-    (a0, a1), (b0, b1) = interval('baseline', 1), interval('kd', 0)
-    assert a0 < b1 and b0 < a1
+    events = (tmp_path / 'events').read_text().splitlines()
+    assert sorted(events) == sorted(f'{e} {n}' for e in ('start', 'end')
+                                    for n in ('baseline0', 'teacher', 'baseline1', 'kd0')), events  # none alone
+    at = {e: i for i, e in enumerate(events)}
+    assert at['end teacher'] == at['start teacher'] + 1, events  # nothing started or ended beside the teacher
+    assert at['end baseline0'] < at['start teacher'], events
+    assert at['start baseline1'] > at['end teacher'], events  # listed after the teacher: it did not overtake it
+    assert at['start kd0'] > at['end teacher'], events
+    # the two jobs after the teacher ran side by side (1 slot each): each started before the other ended
+    assert at['start baseline1'] < at['end kd0'] and at['start kd0'] < at['end baseline1'], events
 
     one = [_job(tmp_path / 'one', 'teacher', 0, 'pass')]
     one[0].slots = 2

@@ -85,8 +85,8 @@ def test_benchmark_distill_reports_every_mode_and_both_ratios(tmp_path):
     assert modes['student']['peak_mib'] > 0  # a training step allocates at least its gradients
     assert result['goals'] == dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.05)
     assert result['mmkd_teacher'] == dict(fused_batchnorms=True, channels_last=True)
-    check = result['finite_check']  # the per-step finite check, timed alone
-    assert 0 < check['median_s'] < modes['mmkd']['median_s']
+    check = result['finite_check']  # the per-step finite check, timed alone (its speed is not asserted)
+    assert check['median_s'] > 0
     assert check['share_of_mmkd_step'] == check['median_s'] / modes['mmkd']['median_s']
     assert f'finite check (finite_check_interval=1: every step): {check["median_s"] * 1e6:.0f} us' in proc.stdout
 

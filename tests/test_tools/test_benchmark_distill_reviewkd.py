@@ -45,18 +45,28 @@ def test_modes_subset_reports_only_the_ratios_it_can(tmp_path):
 
 
 def test_op_breakdown_lists_what_distillation_adds(tmp_path):
+    """The breakdown's structure and arithmetic on the profiled numbers it reports; no assertion on how long an
+    operator takes (one profiled step on a shared CPU is noise). With N above the number of operators every one
+    is listed, so HCL's own operators (mse_loss and its backward, which neither the student nor the teacher's
+    forward runs) are there, with no base time."""
     stdout, result = bench('configs/demo/faster_rcnn_r50_r18_reviewkdpp.py', tmp_path,
-                           '--modes', 'student', 'teacher_fwd', 'mmkd', '--op-breakdown', '4')
+                           '--modes', 'student', 'teacher_fwd', 'mmkd', '--op-breakdown', '100000')
     breakdown = result['op_breakdown']
     totals = breakdown['total_s']
     assert abs(breakdown['extra_s'] - (totals['mmkd'] - totals['student'] - totals['teacher_fwd'])) < 1e-6
     rows = breakdown['ops']
-    assert len(rows) == 4 and [r['extra_s'] for r in rows] == sorted((r['extra_s'] for r in rows), reverse=True)
+    ops = [r['op'] for r in rows]
+    assert len(set(ops)) == len(ops) and [r['extra_s'] for r in rows] == sorted((r['extra_s'] for r in rows),
+                                                                                reverse=True)
     assert all(abs(r['mmkd_s'] - r['base_s'] - r['extra_s']) < 1e-9 for r in rows)
-    # the ABF connector and HCL run convolutions the student alone does not: some conv op gains time
-    assert any('convolution' in r['op'] and r['extra_s'] > 0 for r in rows)
+    # every operator listed: the rows' times add up to the totals
+    assert abs(sum(r['mmkd_s'] for r in rows) - totals['mmkd']) < 1e-6
+    assert abs(sum(r['base_s'] for r in rows) - totals['student'] - totals['teacher_fwd']) < 1e-6
+    by_op = {r['op']: r for r in rows}
+    for op in ('aten::mse_loss', 'aten::mse_loss_backward', 'aten::adaptive_avg_pool2d'):
+        assert op in by_op and by_op[op]['base_s'] == 0, (op, sorted(by_op))
     assert re.search(r'^operators, one profiled step each .* extra ', stdout, re.M)
-    assert rows[0]['op'][:48] in stdout
+    assert all(op[:48] in stdout for op in ops)
 
 
 def test_op_breakdown_arithmetic_and_its_refusals(monkeypatch):

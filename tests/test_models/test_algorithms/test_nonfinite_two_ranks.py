@@ -1,6 +1,8 @@
 """Non-finite values seen by one rank only, with 2 CPU processes (gloo): every rank reaches the same verdict in the
-same step. Training (DDP, float32) and ClassMeansHook's teacher pass stop on both ranks within seconds with the
-same message, no checkpoint of the stopped step is written; under mixed precision both ranks skip the same step.
+same step. Training (DDP, float32) and ClassMeansHook's teacher pass stop on both ranks with the same
+FloatingPointError and message (a rank left waiting in a collective would end with the backend's timeout error
+instead), no checkpoint of the stopped step is written; under mixed precision both ranks skip the same step.
+Nothing is timed.
 
 One pair of processes runs the three scenarios in turn (a process group is slow to start on a busy machine); each
 rank writes what happened to a JSON file, and the whole is bounded by a timeout (without a common verdict the rank
@@ -82,7 +84,6 @@ def _rank(rank: int, port: int, out: str) -> None:
                 result = _train(rank, work_dir, amp=name == 'amp_skip')
         except Exception as err:  # noqa: BLE001 (what each rank raised is the result)
             result = dict(error=type(err).__name__, message=str(err), trace=traceback.format_exc()[-3000:])
-        result['time'] = time.time()
         with open(os.path.join(out, f'{name}_rank{rank}.json'), 'w') as f:
             json.dump(result, f)
     dist.destroy_process_group()
@@ -131,7 +132,6 @@ def test_class_means_pass_stops_on_both_ranks_with_one_message(two_ranks):
     assert r0['error'] == r1['error'] == 'FloatingPointError', (r0, r1)
     assert r0['message'] == r1['message']
     assert 'batch 1 of the class-means pass are not finite' in r0['message'] and 'Seen on rank 1 of 2' in r0['message']
-    assert abs(r0['time'] - r1['time']) < 10
     assert not (out / 'class_means' / 'class_means.pth').exists()
 
 
@@ -153,7 +153,6 @@ def test_float32_training_stops_on_both_ranks_with_one_message_and_no_checkpoint
     message = r0['message']
     assert 'at training iteration 2: teacher record' in message and 'Seen on rank 1 of 2' in message
     assert 'no checkpoint of it was written' in message
-    assert abs(r0['time'] - r1['time']) < 10
     for r in (r0, r1):
         assert r['changed'] == {'0': True}
     names = {p.name for p in (out / 'float32_stop').glob('iter_*.pth')}
