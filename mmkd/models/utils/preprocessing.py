@@ -24,6 +24,8 @@ the student's ``pad_value`` mapped through the same affine map instead of the te
 box or RoI reads. A data preprocessor without mean/std does not normalise (mean 0, std 1).
 """
 import ast
+import copy
+import functools
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -155,6 +157,14 @@ def input_conversion(student: Any, teacher: Any) -> Optional[InputConversion]:
 
 
 # ------------------------------------------------------------------------------- where the settings are written
+@functools.lru_cache(maxsize=16)
+def package_config(cfg_path: str):
+    """``mmengine.hub.get_config(cfg_path)`` (``pkg::path.py``), once per process: each lookup reads every metafile
+    of the package (about a second for mmdet's). The returned config is shared: do not modify it."""
+    from mmengine.hub import get_config
+    return get_config(cfg_path)
+
+
 def model_preprocessor(model: Any) -> Any:
     """The data preprocessor (config dict or built module) that feeds ``model``, or None when it is not known.
 
@@ -169,9 +179,8 @@ def model_preprocessor(model: Any) -> Any:
     if not isinstance(model, Mapping):
         return None
     if model.get('cfg_path') and not model.get('type'):
-        from mmengine.hub import get_config
-        cfg = get_config(model['cfg_path'])
-        return cfg.get('data_preprocessor') or model_preprocessor(cfg.get('model'))
+        cfg = package_config(model['cfg_path'])
+        return copy.deepcopy(cfg.get('data_preprocessor') or model_preprocessor(cfg.get('model')))
     if model.get('data_preprocessor') is not None:
         return model['data_preprocessor']
     if model.get('architecture') is not None:
