@@ -135,8 +135,87 @@ def test_amp_train_step_runs_under_autocast_through_the_amp_wrapper():
         assert not torch.equal(model.w.detach(), torch.ones(4, 4))  # updated
 
 
-def test_benchmark_distill_refuses_a_config_that_is_not_roi_distill():
+def test_benchmark_distill_refuses_a_config_that_is_not_a_distill_config():
     cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', 'configs/demo/faster_rcnn_r18_baseline.py',
            '--img-size', '64', '64']
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and 'RoIDistill config' in proc.stderr
+
+
+def load_benchmark():
+    import importlib.util
+    path = osp.join(REPO, 'tools/analysis/benchmark_distill.py')
+    spec = importlib.util.spec_from_file_location('benchmark_distill', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def check_dense_report(stdout: str, result: dict, modes) -> None:
+    """A dense config's report: the timed modes' rows, the ratios that follow from them, no goal verdict."""
+    number = r'(\d+\.\d+)'
+    assert set(result['modes']) == set(modes) and result['goals'] == {}
+    printed = {}
+    for mode in MODES:
+        match = re.search(rf'^{mode}\s+{number}\s+{number}$', stdout, re.M)
+        assert (match is not None) == (mode in modes), (mode, stdout)
+        if match:
+            printed[mode] = float(match[1])
+            assert printed[mode] > 0 and math.isclose(printed[mode], round(result['modes'][mode]['median_s'], 4))
+    expected = dict(mmkd_over_student_plus_teacher_fwd=('mmkd', ('student', 'teacher_fwd')))
+    if 'mmrazor' in modes:
+        expected.update(mmkd_over_mmrazor=('mmkd', ('mmrazor', )), mmkd_nchw_over_mmrazor=('mmkd_nchw', ('mmrazor', )))
+    assert set(result['ratios']) == set(expected)
+    for name, (num, den) in expected.items():
+        match = re.search(rf'^{name}\s+{number}$', stdout, re.M)  # no "(goal <= ...)" verdict
+        assert match, f'no line for {name} in:\n{stdout}'
+        want = result['modes'][num]['median_s'] / sum(result['modes'][d]['median_s'] for d in den)
+        assert math.isclose(result['ratios'][name], want) and math.isclose(float(match[1]), round(want, 3))
+
+
+@pytest.mark.parametrize('method, counterpart', [
+    ('fgd', 'mmrazor.FpnTeacherDistill (fixed batch records for '),
+    ('crosskd', 'none: mmrazor has no counterpart of crosskd'),
+])
+def test_benchmark_distill_dense_config(tmp_path, method, counterpart):
+    """A DenseDistill config (the demo GFL pair) at a tiny size: every mode that has a counterpart, the ratios, no
+    goals; CrossKD has no mmrazor counterpart, so that mode is left out and the reason saved."""
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', f'configs/demo/gfl_r50_r18_{method}.py',
+           '--img-size', '64', '48', '--batch-size', '2', '--repeats', '1', '--warmup', '0', '--json', str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result['algorithm'] == 'DenseDistill' and result['mmrazor_counterpart'].startswith(counterpart)
+    assert f'DenseDistill; mmrazor counterpart: {result["mmrazor_counterpart"]}' in proc.stdout
+    check_dense_report(proc.stdout, result, [m for m in MODES if m != 'mmrazor' or method == 'fgd'])
+    assert result['finite_check']['median_s'] > 0
+
+
+def test_dense_mmrazor_counterpart_computes_the_same_fgd_losses():
+    """The stock FpnTeacherDistill of a dense FGD config gets the batch's boxes and image sizes (FixedRecords) and
+    gives the FGD losses DenseDistill gives (same weights; at initialisation FGD's terms do not depend on its
+    random layers, so the build order does not matter)."""
+    import torch
+    from mmengine.config import Config
+    bench = load_benchmark()
+    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/gfl_r50_r18_fgd.py'))
+    model, nchw, stock, name, records = bench.build_models(cfg, seed=0)
+    assert name.startswith('mmrazor.FpnTeacherDistill') and type(stock).__name__ == 'FpnTeacherDistill'
+    torch.manual_seed(0)
+    inputs, samples = bench.synthetic_batch(model, 2, 64, 48)
+    records.update(bench.sample_records(samples))
+    assert [tuple(b.shape) for b in records['gt_bboxes']] == [tuple(s.gt_instances.bboxes.shape) for s in samples]
+    for m in (model, stock):
+        m.train()
+    with torch.no_grad():
+        ours, theirs = model.loss(inputs, samples), stock.loss(inputs, samples)
+    keys = [f'distill.loss_fgd_fpn{i}' for i in range(5)]
+    assert set(keys) <= set(ours) and set(keys) <= set(theirs)
+    for key in keys:
+        assert float(ours[key]) > 0
+        torch.testing.assert_close(theirs[key], ours[key], rtol=1e-4, atol=1e-7)
+    # a config mmrazor has no counterpart of
+    crosskd = Config.fromfile(osp.join(REPO, 'configs/demo/gfl_r50_r18_crosskd.py'))
+    assert bench.stock_dense_config(crosskd.model)[0] is None

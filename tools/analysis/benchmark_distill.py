@@ -1,4 +1,4 @@
-"""Time one training step of mmkd's RoIDistill against mmrazor's stock SingleTeacherDistill, in one process.
+"""Time one training step of mmkd's RoIDistill (or DenseDistill) against mmrazor's stock algorithm, in one process.
 
 For a RoIDistill CONFIG and a synthetic batch (random images, a few random GT boxes each), the median wall
 time over ``--repeats`` steps (after ``--warmup``) and the peak memory of one more step, for four modes:
@@ -30,6 +30,18 @@ shared machine hits every mode alike. ``--op-breakdown N`` profiles one more ste
 and ``mmkd`` each and lists the N operators whose self time grows most from the first two to ``mmkd`` (CPU: self
 CPU time; CUDA: self device time): where distillation's extra time goes (e.g. ReviewKD's connector convolutions).
 
+**Dense configs** (``mmkd.DenseDistill``, one-stage detectors): the same modes, with
+
+* ``teacher_fwd``: the teacher's ``extract_feat``, plus its head's forward when the method reads the head
+  (CrossKD, LD, head recorders, EMA class means), without gradients, as DenseDistill runs them;
+* ``mmrazor``: ``FpnTeacherDistill`` (``SingleTeacherDistill`` when a teacher recorder sits outside the backbone
+  and neck) with the config's distiller. The records only DenseDistill computes that are the same every step of
+  the fixed batch (``gt_bboxes``, ``img_shapes``, ``batch_input_shapes``, read by FGD) are given to the losses
+  as fixed arguments. mmrazor has no counterpart of CrossKD, LD or the ``pos_*`` records (ND / iCD on dense
+  heads): for those configs the mode is left out, with the reason in the output and the JSON
+  (``mmrazor_counterpart``);
+* no goals: the ratios are reported without a verdict.
+
 Example::
 
     python tools/analysis/benchmark_distill.py configs/faster_rcnn_r101_r50_nd.py --img-size 1333 800 \\
@@ -37,6 +49,8 @@ Example::
     # on a GPU, with the teacher left in NCHW:
     python tools/analysis/benchmark_distill.py configs/faster_rcnn_r101_r50_nd.py --device cuda \\
         --cfg-options model.teacher_channels_last=False
+    # a dense config (GFL R101 -> R50, FGD), modes in turns:
+    python tools/analysis/benchmark_distill.py configs/gfl_r101_r50_fgd.py --img-size 1333 800 --interleave
 """
 import argparse
 import copy
@@ -44,7 +58,7 @@ import json
 import platform
 import statistics
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from mmdet.structures import DetDataSample
@@ -62,13 +76,24 @@ GOALS = dict(mmkd_over_mmrazor=0.9, mmkd_over_student_plus_teacher_fwd=1.05)
 #: the goal of mmkd / (student + teacher_fwd) for a distiller with connectors (ReviewKD's ABF on the FPN; docs/speed.md)
 CONNECTOR_GOAL = 1.10
 MODES = ('student', 'teacher_fwd', 'mmrazor', 'mmkd_nchw', 'mmkd')
+ROI_TYPES = ('RoIDistill', 'mmkd.RoIDistill')
+DENSE_TYPES = ('DenseDistill', 'mmkd.DenseDistill')
+#: DenseDistill's records that depend on the batch only (fixed arguments of the stock mmrazor losses here)
+DENSE_SAMPLE_RECORDS = ('gt_bboxes', 'img_shapes', 'batch_input_shapes')
 RATIOS = dict(mmkd_over_mmrazor=('mmkd', ('mmrazor', )),
               mmkd_over_student_plus_teacher_fwd=('mmkd', ('student', 'teacher_fwd')),
               mmkd_nchw_over_mmrazor=('mmkd_nchw', ('mmrazor', )))
 
 
+def is_dense(cfg: Config) -> bool:
+    return cfg.model.get('type') in DENSE_TYPES
+
+
 def goals_for(cfg: Config) -> Dict[str, float]:
-    """The goals that apply to the config: a connector (trained feature transform) is extra student work."""
+    """The goals that apply to the config: a connector (trained feature transform) is extra student work. Dense
+    configs have none (their ratios are reported without a verdict)."""
+    if is_dense(cfg):
+        return {}
     if cfg.model.distiller.get('connectors'):
         return dict(GOALS, mmkd_over_student_plus_teacher_fwd=CONNECTOR_GOAL)
     return dict(GOALS)
@@ -88,41 +113,112 @@ class CommonRows(nn.Module):
         return self.loss(**{k: v[:rows] if torch.is_tensor(v) else v for k, v in kwargs.items()})
 
 
-def build_models(cfg: Config, seed: int) -> Tuple[nn.Module, nn.Module, nn.Module]:
-    """The config's RoIDistill (no teacher checkpoint), the same with its teacher as built (no BatchNorm folding,
-    NCHW) and the stock SingleTeacherDistill, all with equal weights."""
+class FixedRecords(nn.Module):
+    """Calls ``loss`` with some arguments taken from ``values`` (filled once the batch exists): the records
+    DenseDistill computes from the data samples, which a stock mmrazor distiller has no recorder for."""
+
+    def __init__(self, loss: nn.Module, args: Dict[str, str], values: Dict[str, Any]) -> None:
+        super().__init__()
+        self.loss, self.args, self.values = loss, args, values
+
+    def forward(self, **kwargs):
+        return self.loss(**kwargs, **{arg: self.values[record] for arg, record in self.args.items()})
+
+
+def stock_dense_config(mmkd_cfg: dict) -> Tuple[Optional[dict], Dict[str, Dict[str, str]], str]:
+    """mmrazor's counterpart of a DenseDistill config: ``(config, fixed, description)`` with ``fixed`` the mapping
+    arguments to bind to batch records per loss (:class:`FixedRecords`), or ``(None, {}, reason)`` when mmrazor
+    has none."""
+    methods = [key for key in ('crosskd', 'ld') if mmkd_cfg.get(key) is not None]
+    if methods:
+        return None, {}, f'none: mmrazor has no counterpart of {" / ".join(methods)} (head losses)'
+    distiller = copy.deepcopy(mmkd_cfg['distiller'])
+    recorders = {True: distiller.get('student_recorders') or {}, False: distiller.get('teacher_recorders') or {}}
+    fixed: Dict[str, Dict[str, str]] = {}
+    mappings = {}
+    for loss_name, mapping in (distiller.get('loss_forward_mappings') or {}).items():
+        kept = {}
+        for arg, rec in mapping.items():
+            name, from_student = rec['recorder'], bool(rec['from_student'])
+            if name not in recorders[from_student]:
+                if from_student and name in DENSE_SAMPLE_RECORDS:
+                    fixed.setdefault(loss_name, {})[arg] = name
+                    continue
+                return None, {}, f'none: {loss_name} reads the record {name!r}, which only DenseDistill computes'
+            kept[arg] = rec
+        mappings[loss_name] = kept
+    distiller['loss_forward_mappings'] = mappings
+    teacher_sources = [str(r.get('source', '')) for r in recorders[False].values()]
+    fpn_only = all(src.startswith(('backbone', 'neck')) for src in teacher_sources)
+    algorithm = 'mmrazor.FpnTeacherDistill' if fpn_only else 'mmrazor.SingleTeacherDistill'
+    cfg = dict(_scope_='mmkd', type=algorithm, architecture=mmkd_cfg['architecture'], teacher=mmkd_cfg['teacher'],
+               distiller=distiller)
+    return cfg, fixed, algorithm + (f' (fixed batch records for {sorted(fixed)})' if fixed else '')
+
+
+def build_models(cfg: Config, seed: int) -> Tuple[nn.Module, nn.Module, Optional[nn.Module], str, Dict[str, Any]]:
+    """The config's RoIDistill / DenseDistill (no teacher checkpoint), the same with its teacher as built (no
+    BatchNorm folding, NCHW) and the stock mmrazor algorithm (None for a dense method mmrazor has no counterpart
+    of), all with equal weights; the stock algorithm's description; the dict of batch records its losses read
+    (:class:`FixedRecords`; fill it with :func:`sample_records`)."""
     mmkd_cfg = copy.deepcopy(cfg.model)
     mmkd_cfg.update(teacher_ckpt=None, allow_random_teacher=True)  # random weights are all a timing needs
     nchw_cfg = dict(copy.deepcopy(mmkd_cfg), teacher_fuse_conv_bn=False, teacher_channels_last=False)
-    distiller = copy.deepcopy(mmkd_cfg.distiller)
-    for key, defaults in (('student_recorders', STUDENT_ROI_RECORDERS), ('teacher_recorders', TEACHER_ROI_RECORDERS)):
-        distiller[key] = {**defaults, **(distiller.get(key) or {})}
-    stock_cfg = dict(_scope_='mmkd', type='mmrazor.SingleTeacherDistill', architecture=mmkd_cfg.architecture,
-                     teacher=mmkd_cfg.teacher, distiller=distiller)
+    fixed: Dict[str, Dict[str, str]] = {}
+    if is_dense(cfg):
+        stock_cfg, fixed, stock_name = stock_dense_config(mmkd_cfg)
+    else:
+        distiller = copy.deepcopy(mmkd_cfg.distiller)
+        for key, defaults in (('student_recorders', STUDENT_ROI_RECORDERS),
+                              ('teacher_recorders', TEACHER_ROI_RECORDERS)):
+            distiller[key] = {**defaults, **(distiller.get(key) or {})}
+        stock_cfg = dict(_scope_='mmkd', type='mmrazor.SingleTeacherDistill', architecture=mmkd_cfg.architecture,
+                         teacher=mmkd_cfg.teacher, distiller=distiller)
+        stock_name = 'mmrazor.SingleTeacherDistill'
     with DefaultScope.overwrite_default_scope('mmdet'):
         torch.manual_seed(seed)
         model = MODELS.build(mmkd_cfg)
         torch.manual_seed(seed)
         nchw = MODELS.build(nchw_cfg)
         torch.manual_seed(seed)
-        stock = MODELS.build(stock_cfg)
+        stock = MODELS.build(stock_cfg) if stock_cfg is not None else None
+    records: Dict[str, Any] = {}
     if model.class_means is not None:  # every class (background included) gets a random valid mean
         model.class_means.update(torch.rand(model.class_means.num_classes, model.class_means.feat_dim),
                                  torch.arange(model.class_means.num_classes))
         nchw.class_means.load_state_dict(model.class_means.state_dict())
+    if is_dense(cfg):  # the stock losses that read class means (ND, NC) need pos_* records: no stock then
+        for name, args in fixed.items():
+            stock.distiller.distill_losses[name] = FixedRecords(stock.distiller.distill_losses[name], args, records)
+        return model, nchw, stock, stock_name, records
+    if model.class_means is not None:
         stock.class_means = ClassMeans(*model.class_means_shape())  # a submodule: moves with stock.to()
         stock.class_means.load_state_dict(model.class_means.state_dict())
     for name, loss in list(stock.distiller.distill_losses.items()):
         if hasattr(loss, 'bind_class_means'):
             loss.bind_class_means(stock.class_means)
         stock.distiller.distill_losses[name] = CommonRows(loss)
-    return model, nchw, stock
+    return model, nchw, stock, stock_name, records
+
+
+def sample_records(samples) -> Dict[str, list]:
+    """The batch records DenseDistill computes from the data samples (the same lists it gives its losses)."""
+    return dict(gt_bboxes=[getattr(s.gt_instances.bboxes, 'tensor', s.gt_instances.bboxes) for s in samples],
+                img_shapes=[tuple(s.metainfo['img_shape'][:2]) for s in samples],
+                batch_input_shapes=[tuple(s.metainfo.get('batch_input_shape', s.metainfo['img_shape'])[:2])
+                                    for s in samples])
+
+
+def num_classes_of(detector: nn.Module) -> int:
+    """The class count of a two-stage (``roi_head.bbox_head``) or one-stage (``bbox_head``) detector."""
+    roi_head = getattr(detector, 'roi_head', None)
+    return (roi_head.bbox_head if roi_head is not None else detector.bbox_head).num_classes
 
 
 def synthetic_batch(model: nn.Module, batch_size: int, width: int, height: int):
     """``batch_size`` random images with 1-5 random GT boxes each, through the model's data preprocessor (which
     pads them and moves them to the model's device)."""
-    num_classes = model.student.roi_head.bbox_head.num_classes
+    num_classes = num_classes_of(model.student)
     images, samples = [], []
     for _ in range(batch_size):
         images.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8))
@@ -265,7 +361,7 @@ def device_name(device: torch.device) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='an mmkd RoIDistill config')
+    parser.add_argument('config', help='an mmkd RoIDistill or DenseDistill config')
     parser.add_argument('--img-size', type=int, nargs=2, default=[1333, 800], metavar=('W', 'H'))
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
@@ -303,21 +399,28 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if cfg.model.get('type') not in ('RoIDistill', 'mmkd.RoIDistill'):
+    if cfg.model.get('type') not in ROI_TYPES + DENSE_TYPES:
         raise ValueError(f'{args.config} builds a {cfg.model.get("type")!r}; this benchmark needs an mmkd '
-                         f'RoIDistill config (e.g. configs/faster_rcnn_r101_r50_nd.py)')
-    model, nchw, stock = build_models(cfg, args.seed)
+                         f'RoIDistill config (e.g. configs/faster_rcnn_r101_r50_nd.py) or DenseDistill config '
+                         f'(e.g. configs/gfl_r101_r50_pkd.py)')
+    model, nchw, stock, stock_name, records = build_models(cfg, args.seed)
     for m in (model, nchw, stock):
-        m.to(device).train()
+        if m is not None:
+            m.to(device).train()
     torch.manual_seed(args.seed)
     inputs, samples = synthetic_batch(model, args.batch_size, *args.img_size)
+    records.update(sample_records(samples))
+    dense_head = is_dense(cfg) and model._teacher_runs_head
 
     amp = device if args.amp else None
 
     @torch.no_grad()
-    def teacher_fwd(batch_inputs, data_samples):  # the teacher is in eval mode (RoIDistill.train)
+    def teacher_fwd(batch_inputs, data_samples):  # the teacher is in eval mode (RoIDistill / DenseDistill.train)
         with torch.autocast(device.type, dtype=amp_dtype(device), enabled=args.amp):
-            model.teacher.extract_feat(model.teacher_inputs(batch_inputs))
+            feats = model.teacher.extract_feat(model.teacher_inputs(batch_inputs))
+            if dense_head:  # the head too, where DenseDistill runs it (CrossKD, LD, head records)
+                model.t_head.forward_with_features([f.contiguous() for f in feats],
+                                                   model.crosskd_cfg['k'] if model.crosskd_cfg else None)
 
     steps: Dict[str, Callable] = dict(
         student=lambda: train_step(model.student, args.lr, amp),
@@ -326,7 +429,7 @@ def main() -> None:
         mmkd_nchw=lambda: train_step(nchw, args.lr, amp),
         mmkd=lambda: train_step(model, args.lr, amp))
     results = {}
-    timed = [m for m in MODES if m in args.modes]
+    timed = [m for m in MODES if m in args.modes and (m != 'mmrazor' or stock is not None)]
     if args.interleave:
         fns = {m: synchronized(steps[m](), device) for m in timed}
         times: Dict[str, list] = {m: [] for m in timed}
@@ -363,7 +466,8 @@ def main() -> None:
     teacher = dict(fused_batchnorms=not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                             for m in model.teacher.modules()),
                    channels_last=model.teacher_channels_last)
-    info = dict(config=args.config, device=args.device, interleave=args.interleave,
+    info = dict(config=args.config, algorithm=type(model).__name__, mmrazor_counterpart=stock_name,
+                device=args.device, interleave=args.interleave,
                 amp=(('AmpOptimWrapper (float16, dynamic loss scale)' if device.type == 'cuda' else
                       'mmkd.CPUAmpOptimWrapper (bfloat16)') if args.amp else None),
                 device_name=device_name(device), torch=torch.__version__,
@@ -376,6 +480,7 @@ def main() -> None:
           f'torch {torch.__version__}, {info["threads"]} threads; median of {repeats} steps after {args.warmup} '
           f'warm-up; peak memory: {info["memory"]}; mmkd teacher: {teacher}'
           + (f'; amp: {info["amp"]}' if args.amp else ''))
+    print(f'{info["algorithm"]}; mmrazor counterpart: {stock_name}')
     print(f'{"mode":<12} {"s/step":>9} {"peak MiB":>9}')
     for mode, res in results.items():
         print(f'{mode:<12} {res["median_s"]:>9.4f} {res["peak_mib"]:>9.1f}')
