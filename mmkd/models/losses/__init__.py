@@ -1,8 +1,9 @@
 from .class_means_mixin import ClassMeansMixin
+from .fgd_loss import FGDLoss
 from .hcl_loss import HCLLoss
 from .icd_loss import ICDLoss
 from .icd_roi_loss import ICDRoILoss
 from .nc_loss import NCLoss
 from .nd_loss import NDLoss
 
-__all__ = ['ClassMeansMixin', 'HCLLoss', 'ICDLoss', 'ICDRoILoss', 'NCLoss', 'NDLoss']
+__all__ = ['ClassMeansMixin', 'FGDLoss', 'HCLLoss', 'ICDLoss', 'ICDRoILoss', 'NCLoss', 'NDLoss']
