@@ -100,7 +100,7 @@ setup(
     long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # numba >= 0.63 (requirements/runtime.txt) supports Python 3.10 and newer
     packages=find_packages(include=['mmkd', 'mmkd.*']),
     include_package_data=True,
     package_data={'mmkd': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*']},

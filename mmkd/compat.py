@@ -1,8 +1,9 @@
 """The only module in mmkd that patches the stack it builds on. Imported first by ``mmkd/__init__.py``.
 
 mmkd pins the one window in which mmdet 3.3 and mmrazor 1.0 both accept mmcv (mmcv 2.1.0, mmengine 0.10.7),
-but runs it on today's PyTorch. Each patch below is idempotent, touches nothing on disk, and has a test in
-``tests/test_compat.py`` that fails without it:
+but runs it on today's PyTorch, 2.6 or newer: before anything else, :func:`check_torch_version` stops ``import
+mmkd`` on an older torch with one line naming the version needed (:data:`TORCH_FLOOR`). Each patch below is
+idempotent, touches nothing on disk, and has a test in ``tests/test_compat.py`` that fails without it:
 
 1. ``_alias_torch_fuser_names``: mmrazor 1.0.0 imports ``reverse2``, ``reverse3`` and
    ``reverse_sequential_wrapper2`` from ``torch.ao.quantization.fuser_method_mappings``; torch 2.x renamed them
@@ -50,9 +51,35 @@ from collections.abc import Mapping
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 
-from . import _mim_hook
+#: The oldest PyTorch mmkd runs on (major, minor): ``torch.serialization.add_safe_globals`` with ``(callable,
+#: name)`` pairs (patch 3) needs 2.6, ``torch.is_autocast_enabled(device_type)`` 2.4. ``setup.py``
+#: (``requirements/runtime.txt``) declares the same floor.
+TORCH_FLOOR = (2, 6)
+
+
+def torch_version_supported(version: str) -> bool:
+    """Whether a ``torch.__version__`` string (``'2.6.0'``, ``'2.1.0+cu118'``, ``'2.14.0.dev2026'``) is at least
+    :data:`TORCH_FLOOR`, by its major and minor numbers (a local ``+...`` or pre-release suffix is ignored)."""
+    found = re.match(r'\s*(\d+)\.(\d+)', str(version))
+    if not found:
+        raise ValueError(f'not a torch version: {version!r}')
+    return (int(found.group(1)), int(found.group(2))) >= TORCH_FLOOR
+
+
+def check_torch_version(version: str = torch.__version__) -> None:
+    """Stop ``import mmkd`` on a torch older than :data:`TORCH_FLOOR`, in one line, before anything fails on it."""
+    if not torch_version_supported(version):
+        floor = '.'.join(map(str, TORCH_FLOOR))
+        raise ImportError(f'mmkd needs torch >= {floor}, found torch {version}: install torch >= {floor} '
+                          f'(e.g. pip install "torch>={floor}"), then mmcv 2.1.0 built against it.')
+
+
+check_torch_version()
+
+import torch.distributed as dist  # noqa: E402  (after the version check)
+
+from . import _mim_hook  # noqa: E402
 
 _MAPPING_MODULE = 'mmrazor.structures.quantization.backend_config.mapping'
 

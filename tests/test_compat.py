@@ -304,3 +304,61 @@ def test_finish_distributed_destroys_no_group_before_every_rank_is_out_of_the_ba
         '''
     outs = _two_ranks(code)
     assert 'rank 0 was out of the barrier at destroy: True' in outs[1], outs[1]
+
+
+# ---------------------------------------------------------------------------------------------- the torch floor
+def test_torch_version_check_refuses_what_is_older_than_the_floor():
+    assert compat.TORCH_FLOOR == (2, 6)
+    for old in ('2.5.1', '2.1.0+cu118', '2.4.0', '1.13.1', '2.5.0a0+git1234'):
+        assert not compat.torch_version_supported(old), old
+        with pytest.raises(ImportError) as err:
+            compat.check_torch_version(old)
+        message = str(err.value)
+        assert '\n' not in message and f'mmkd needs torch >= 2.6, found torch {old}' in message
+    for new in ('2.6.0', '2.13.0', '2.14.0.dev2026', '2.6.0+cpu', '3.0.0', '2.10.1'):
+        assert compat.torch_version_supported(new), new
+        compat.check_torch_version(new)
+    with pytest.raises(ValueError, match='not a torch version'):
+        compat.torch_version_supported('unknown')
+
+
+def test_import_mmkd_on_an_old_torch_stops_in_one_line_before_anything_else_fails(tmp_path):
+    """A stand-in torch package that has nothing but its version: ``import mmkd`` must stop at the version check,
+    not at the first missing attribute (torch.distributed, add_safe_globals, ...)."""
+    (tmp_path / 'torch').mkdir()
+    (tmp_path / 'torch' / '__init__.py').write_text("__version__ = '2.1.0+cu118'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+    proc = subprocess.run([sys.executable, '-c', 'import mmkd'], cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'ImportError: mmkd needs torch >= 2.6, found torch 2.1.0+cu118: install torch >= 2.6'), proc.stderr
+
+
+def test_setup_and_requirements_declare_the_same_torch_floor_and_a_python_numba_supports():
+    import ast
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    floor = '.'.join(map(str, compat.TORCH_FLOOR))
+    reqs = {}
+    for name in sorted(os.listdir(os.path.join(REPO, 'requirements'))):
+        with open(os.path.join(REPO, 'requirements', name)) as f:
+            for line in f:
+                line = line.split('#')[0].strip()
+                if line:
+                    req = Requirement(line)
+                    reqs.setdefault(req.name, []).append((name, req.specifier))
+    assert ('runtime.txt', SpecifierSet(f'>={floor}')) in reqs['torch']
+    for name, spec in reqs['torch']:  # every file that names torch agrees with the check, at the floor's edge
+        for version in ('2.5.1', '2.1.0', '2.6.0', '2.13.0'):
+            assert spec.contains(version, prereleases=True) == compat.torch_version_supported(version), (name, version)
+    # setup.py installs runtime.txt and asks for a Python that numba (runtime.txt) supports
+    with open(os.path.join(REPO, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
+    kwargs = {k.arg: k.value for k in call.keywords}
+    assert ast.unparse(kwargs['install_requires']) == "requirements('runtime.txt')"
+    python = SpecifierSet(ast.literal_eval(kwargs['python_requires']))
+    assert not python.contains('3.9') and python.contains('3.10') and python.contains('3.13')
+    assert any(str(spec).startswith('>=0.63') for _, spec in reqs['numba'])

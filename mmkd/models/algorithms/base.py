@@ -70,13 +70,16 @@ class _NonFiniteGrad(torch.autograd.Function):
 
 def _autocast_enabled() -> bool:
     """Whether the code runs inside an autocast region (the optim context of ``AmpOptimWrapper`` or
-    ``mmkd.CPUAmpOptimWrapper``)."""
+    ``mmkd.CPUAmpOptimWrapper``). ``torch.is_autocast_enabled(device_type)`` exists from torch 2.4 on (mmkd needs
+    2.6); a device type this torch build does not know (``npu``, ``mlu``, ``musa`` without their extension) raises a
+    RuntimeError and is skipped, any other error propagates."""
     for device in ('cuda', 'cpu', 'npu', 'mlu', 'musa', 'xpu'):
         try:
             if torch.is_autocast_enabled(device):
                 return True
-        except (RuntimeError, TypeError, ValueError):  # a device type this torch build does not know
-            continue
+        except RuntimeError as err:
+            if 'device' not in str(err):  # e.g. "Expected one of cpu, cuda, ... device type at start of ..."
+                raise
     return False
 
 

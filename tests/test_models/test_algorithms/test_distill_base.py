@@ -365,3 +365,32 @@ def test_float32_stops_at_the_first_non_finite_step_without_an_update(tmp_path):
         tiny_runner(model, tmp_path, max_iters=3, hooks=[poison]).train()
     assert poison.changed == {0: True} and model.nonfinite_skipped_steps == 0
     assert {p.name for p in tmp_path.glob('iter_*.pth')} == {'iter_1.pth'}
+
+
+def test_autocast_enabled_swallows_no_type_error(monkeypatch):
+    """torch >= 2.4 takes the device type (mmkd needs 2.6): a TypeError is a real error and propagates; a device
+    type this torch build does not know (RuntimeError) is skipped."""
+    from mmkd.models.algorithms.base import _autocast_enabled
+    assert not _autocast_enabled()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert _autocast_enabled()
+
+    def old_signature(*args):
+        if args:
+            raise TypeError('is_autocast_enabled() takes 0 positional arguments but 1 was given')
+        return False
+
+    monkeypatch.setattr(torch, 'is_autocast_enabled', old_signature)
+    with pytest.raises(TypeError):
+        _autocast_enabled()
+
+    def cpu_only(device):
+        if device != 'cpu':
+            raise RuntimeError(f'Expected one of cpu, cuda, xpu device type at start of device string: {device}')
+        return True
+
+    monkeypatch.setattr(torch, 'is_autocast_enabled', cpu_only)
+    assert _autocast_enabled()
+    monkeypatch.setattr(torch, 'is_autocast_enabled', lambda device: (_ for _ in ()).throw(RuntimeError('boom')))
+    with pytest.raises(RuntimeError, match='boom'):
+        _autocast_enabled()
