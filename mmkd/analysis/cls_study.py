@@ -64,8 +64,13 @@ ROWS = dict(
     dkdpp=Row('dkdpp_res20_res8_synthetic.py', 'DKD++ (ND + DKD)', 'dkd'),
     nc=Row('nc_res20_res8_synthetic.py', 'NC alone [PROPOSAL]', 'baseline'),
     nc_kd=Row('nc_kd_res20_res8_synthetic.py', 'NC + KD [PROPOSAL]', 'kd'),
-    icd=Row('icd_res20_res8_synthetic.py', 'iCD as released (0.1 CE + 0.9 KD + iCD)', 'kd'),
-    icd_full=Row('icd_full_res20_res8_synthetic.py', 'iCD, task at full weight (CE 1 + 0.9 KD + iCD)', 'kd'),
+    icd=Row('icd_res20_res8_synthetic.py', 'iCD as released (0.1 CE + 0.9 SDD-KD + iCD)', 'kd'),
+    icd_full=Row('icd_full_res20_res8_synthetic.py', 'iCD, task at full weight (CE 1 + 0.9 SDD-KD + iCD)', 'kd'),
+    # iCD with plain KD on the global logits in place of the released SDD multi-region KD (mmkd's first recipe)
+    icd_plainkd=Row('icd_plainkd_res20_res8_synthetic.py', 'iCD + plain KD, not the released KD term (0.1 CE + '
+                    '0.9 KD + iCD)', 'kd'),
+    icd_full_plainkd=Row('icd_full_plainkd_res20_res8_synthetic.py', 'iCD + plain KD, task at full weight (CE 1 + '
+                         '0.9 KD + iCD)', 'kd'),
 )
 # the study's rows, fixed before any result (iCD with the task at full weight only if the held-out split favours it)
 STUDY_ROWS = ['baseline', 'kd', 'kdpp', 'dkd', 'dkdpp', 'nc', 'nc_kd', 'icd']

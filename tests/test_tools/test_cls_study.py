@@ -169,8 +169,8 @@ def test_summary_statistics_and_final_top1(tmp_path):
 @pytest.mark.parametrize('method', list(cls_study.ROWS))
 def test_study_configs_build(method):
     """Each study config builds a resnet8 student (and a resnet20 teacher) on 10 classes with its losses: KD is
-    KD++ minus ND, DKD is DKD++ minus ND, NC + KD is NC plus KD; iCD as released weighs the task 0.1, the other
-    iCD row 1.0."""
+    KD++ minus ND, DKD is DKD++ minus ND, NC + KD is NC plus KD; iCD as released weighs the task 0.1 and uses
+    SDD's multi-region KD, the full-weight rows weigh it 1.0, the plain-KD rows use KD on the global logits."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
@@ -193,13 +193,16 @@ def test_study_configs_build(method):
         losses = set(model.distiller.distill_losses)
         assert losses == dict(kd={'loss_kd'}, kdpp={'loss_kd', 'loss_nd'}, dkd={'loss_dkd'},
                               dkdpp={'loss_dkd', 'loss_nd'}, nc={'loss_nc'}, nc_kd={'loss_nc', 'loss_kd'},
-                              icd={'loss_kd', 'loss_icd'}, icd_full={'loss_kd', 'loss_icd'})[method]
+                              icd={'loss_kd', 'loss_icd'}, icd_full={'loss_kd', 'loss_icd'},
+                              icd_plainkd={'loss_kd', 'loss_icd'}, icd_full_plainkd={'loss_kd', 'loss_icd'})[method]
         assert (model.class_means is not None) == (method in ('kdpp', 'dkdpp', 'nc', 'nc_kd'))
         if method in ('kd', 'kdpp', 'dkd', 'dkdpp'):  # no warm-up in any row (the papers' 20 of 240 epochs)
             assert cfg.model.get('loss_warmup') is None
     ce = student.head.loss_module.loss_weight if hasattr(student.head, 'loss_module') else None
     if method.startswith('icd'):
-        assert ce == (0.1 if method == 'icd' else 1.0)
+        assert ce == (0.1 if method in ('icd', 'icd_plainkd') else 1.0)
+        kd = type(model.distiller.distill_losses.loss_kd).__name__
+        assert kd == ('KLDivergence' if method.endswith('plainkd') else 'SDDKDLoss')  # released: SDD's KD
 
 
 def test_heldout_split_trains_on_the_first_images_and_evaluates_on_the_rest(tmp_path):

@@ -1,4 +1,4 @@
-# iCD + KD resnet32x4 -> ShuffleNetV2 on CIFAR-100: 0.1 CE + 0.9 KD (T=4) + 2.0 iCD (see
+# iCD + KD resnet32x4 -> ShuffleNetV2 on CIFAR-100: 0.1 CE + 0.9 SDD-KD (T=4) + 2.0 iCD (see
 # _base_/distill/cifar100_icd.py).
 
 _base_ = ['../_base_/distill/cifar100_icd.py']

@@ -1,5 +1,6 @@
-# iCD + KD WRN-40-2 -> WRN-40-1 on CIFAR-100: 0.1 CE + 0.9 KD (T=4) + 2.0 iCD (see _base_/distill/cifar100_icd.py). lr
-# 0.05 (mdistiller default for ResNet/WRN students; iCD's released configs use 0.01 for every pair).
+# iCD + KD (as released) WRN-40-2 -> WRN-40-1 on CIFAR-100: 0.1 CE + 0.9 SDD-KD (T=4) + 2.0 iCD (see
+# _base_/distill/cifar100_icd.py). lr 0.05 (mdistiller default for ResNet/WRN students; iCD's released configs use
+# 0.01 for every pair).
 
 _base_ = ['../_base_/distill/cifar100_icd.py']
 

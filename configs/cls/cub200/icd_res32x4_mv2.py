@@ -1,4 +1,4 @@
-# iCD + KD resnet32x4 -> MobileNetV2 on CUB-200-2011 (see _base_/distill/cub200_icd.py).
+# iCD + SDD-KD (as released) resnet32x4 -> MobileNetV2 on CUB-200-2011 (see _base_/distill/cub200_icd.py).
 
 _base_ = ['../_base_/distill/cub200_icd.py']
 

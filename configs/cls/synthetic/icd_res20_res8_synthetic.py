@@ -1,7 +1,8 @@
-# iCD + KD resnet20 -> resnet8 (0.1 CE + 0.9 KD, T=4 + 2.0 iCD, lr 0.05, as configs/cls/cifar100/icd_res56_res20.py)
-# for the CPU classification study (tools/analysis/cls_study.py) on the synthetic shapes set at 16x16
-# (_base_/shapes16.py: 24 epochs of batch 64 with x0.1 steps). Why it loses at short schedules (with CE at 0.1, the
-# KD and iCD gradients are several times the CE's): tools/analysis/logs/nc_icd_analysis.md.
+# iCD + KD as released resnet20 -> resnet8 (0.1 CE + 0.9 SDD-KD, T=4 + 2.0 iCD, lr 0.05, as
+# configs/cls/cifar100/icd_res56_res20.py) for the CPU classification study (tools/analysis/cls_study.py) on the
+# synthetic shapes set at 16x16 (_base_/shapes16.py: 24 epochs of batch 64 with x0.1 steps). Why it loses at short
+# schedules (with CE at 0.1, the KD and iCD gradients are several times the CE's):
+# tools/analysis/logs/nc_icd_analysis.md.
 _base_ = ['../_base_/distill/icd.py', './_base_/shapes16.py']
 
 teacher_ckpt = 'work_dirs/cls_study/teacher/epoch_50.pth'  # configs/cls/synthetic/res20_teacher_synthetic.py

@@ -5,5 +5,6 @@ from .icd_loss import ICDLoss
 from .icd_roi_loss import ICDRoILoss
 from .nc_loss import NCLoss
 from .nd_loss import NDLoss
+from .sdd_kd_loss import SDDKDLoss
 
-__all__ = ['ClassMeansMixin', 'FGDLoss', 'HCLLoss', 'ICDLoss', 'ICDRoILoss', 'NCLoss', 'NDLoss']
+__all__ = ['ClassMeansMixin', 'FGDLoss', 'HCLLoss', 'ICDLoss', 'ICDRoILoss', 'NCLoss', 'NDLoss', 'SDDKDLoss']

@@ -36,18 +36,30 @@ nc_distiller = dict(
     loss_forward_mappings=dict(
         loss_nc=dict(student_feat=dict(recorder='feat', from_student=True), labels=_labels)))
 
-# iCD + KD: KD (T=4, weight 0.9) + iCD (gamma 2.0, tau 2) on the 1x1/2x2/4x4 local logits, recorded from the heads'
-# local_logits (the heads need local_scales=(1, 2, 4)).
+# iCD + KD as released (CD-SDD-KD): SDD's multi-region KD (T=4, weight 0.9, complementary regions x2) + iCD (gamma
+# 2.0, tau 2), both on the 1x1/2x2/4x4 local logits recorded from the heads' local_logits (the heads need
+# local_scales=(1, 2, 4)); SDD-KD also reads the labels (its consistent/complementary weights).
+_local_logits = dict(
+    student_logits=dict(recorder='local_logits', from_student=True),
+    teacher_logits=dict(recorder='local_logits', from_student=False))
+_local_recorders = dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits'))
+_icd = dict(type='ICDLoss', loss_weight=2.0, scales=(1, 2, 4), tau=2.0)
 icd_distiller = dict(
-    student_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
-    teacher_recorders=dict(local_logits=dict(type='ModuleOutputs', source='head.local_logits')),
+    student_recorders=_local_recorders,
+    teacher_recorders=_local_recorders,
+    distill_losses=dict(
+        loss_kd=dict(type='SDDKDLoss', tau=4, loss_weight=0.9, complementary_weight=2.0),
+        loss_icd=_icd),
+    loss_forward_mappings=dict(loss_kd=dict(_local_logits, gt_labels=_labels), loss_icd=_local_logits))
+
+# iCD + plain KD: iCD with plain KD (T=4, weight 0.9) on the global logits instead of SDD's multi-region KD -- not
+# the released KD term (mmkd's first iCD recipe, kept for the rows reported with it).
+icd_plainkd_distiller = dict(
+    student_recorders=_local_recorders,
+    teacher_recorders=_local_recorders,
     distill_losses=dict(
         loss_kd=dict(type='KLDivergence', tau=4, loss_weight=0.9, reduction='batchmean'),
-        loss_icd=dict(type='ICDLoss', loss_weight=2.0, scales=(1, 2, 4), tau=2.0)),
-    loss_forward_mappings=dict(
-        loss_kd=_logits,
-        loss_icd=dict(
-            student_logits=dict(recorder='local_logits', from_student=True),
-            teacher_logits=dict(recorder='local_logits', from_student=False))))
+        loss_icd=_icd),
+    loss_forward_mappings=dict(loss_kd=_logits, loss_icd=_local_logits))
 
-del _logits, _labels, _nd, _nd_mapping  # building blocks only
+del _logits, _labels, _nd, _nd_mapping, _local_logits, _local_recorders, _icd  # building blocks only

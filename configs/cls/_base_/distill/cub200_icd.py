@@ -1,6 +1,7 @@
-# iCD + KD on CUB-200-2011 (Xue et al., arXiv 2509.12553): 0.1 CE + 0.9 KD (T=4) + 2.0 iCD (gamma = 2, the
-# CUB value) on the 1x1/2x2/4x4 local logits; 224 px crops, batch 64 on one GPU, lr 0.01, 240 epochs x0.1 at
-# 150/180/210, as the released configs. Deviation: plain KD on the global logits instead of SDD's multi-region KD.
+# iCD + KD as released on CUB-200-2011 (Xue et al., arXiv 2509.12553; CD-SDD-KD): 0.1 CE + 0.9 SDD-KD (T=4) + 2.0
+# iCD (gamma = 2, the CUB value) on the 1x1/2x2/4x4 local logits (pooled as SDD's SPP: 4x4 first, which on the
+# students' 14x14 maps uses overlapping windows); 224 px crops, batch 64 on one GPU, lr 0.01, 240 epochs x0.1 at
+# 150/180/210, as the released configs.
 _base_ = [
     '../models/imagenet_cls_distill.py', '../datasets/cub200.py', '../schedules/cifar100_240e.py',
     '../default_runtime.py', './cls_losses.py'

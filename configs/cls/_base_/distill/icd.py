@@ -1,6 +1,7 @@
-# iCD + KD (Xue et al., arXiv 2509.12553): 0.1 CE + 0.9 KD (T=4) + gamma * iCD on the multi-scale
-# local logits (1x1, 2x2, 4x4 regions of the last feature map through the shared classifier), as the released
-# CD-SDD-KD defaults. Deviation: the KD term is plain KD on the global logits, not SDD's multi-region KD.
+# iCD + KD as released (Xue et al., arXiv 2509.12553; CD-SDD-KD): 0.1 CE + 0.9 SDD-KD (SDD's multi-region KD, T=4,
+# complementary regions x2) + gamma * iCD, both on the multi-scale local logits (1x1, 2x2, 4x4 regions of the last
+# feature map through the shared classifier, pooled as SDD's SPP: the map to 4x4, the coarser grids from the 4x4),
+# as the released CD-SDD-KD defaults.
 # gamma = 2.0 is the released code's default (CD.GAMMA); the CIFAR result folders are named "gamma8", so the
 # paper's CIFAR value may be 8 (docs/methods.md 3(b)). Its schedule: batch 64, one GPU, no Nesterov, lr 0.01 for its
 # lightweight students (e.g. res32x4 -> ShuffleV1), 0.05 for its vgg8 students (configs/cifar100/cd_sdd_kd/*.yaml).
