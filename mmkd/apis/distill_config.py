@@ -53,14 +53,22 @@ class Kind:
 
 @dataclass(frozen=True)
 class Method:
-    """A distillation method of one detector kind: the distiller settings it uses are the variable ``distiller`` of
-    the shared config ``base`` (path relative to the repository's ``configs/`` folder); nothing is copied."""
+    """A distillation method of one detector kind. ``model`` lists the algorithm's keys it sets, each from a
+    variable of the shared settings file ``base`` (a path relative to the repository's ``configs/`` folder), e.g.
+    ``(('distiller', 'kdpp_distiller'),)``: nothing is copied. A variable may name the head kind, ``{head}``
+    (dense heads: ``gfl``, ``retina``, ``atss``, ``fcos``, ``rtmdet``), and ``heads`` restricts the method to those
+    head kinds (None: every head of its detector kind)."""
     name: str
     kind: str
     base: str
-    distiller: str
+    model: Tuple[Tuple[str, str], ...]
     summary: str
     aliases: Tuple[str, ...] = ()
+    heads: Optional[Tuple[str, ...]] = None
+
+    def variables(self, head: Optional[str] = None) -> List[Tuple[str, str]]:
+        """``(algorithm key, variable of base)`` pairs, for ``head``."""
+        return [(key, var.format(head=head or '{head}')) for key, var in self.model]
 
 
 KINDS: Dict[str, Kind] = {}
@@ -88,22 +96,38 @@ register_kind(Kind('dense', 'DenseDistill', 'SingleStageDetector with a dense he
                    'RTMDet)'))
 
 _ROI = '_base_/distill/roi_losses.py'
+_DENSE = '_base_/distill/dense_losses.py'
 for _m in (
-        Method('kd', 'two-stage', _ROI, 'kd_distiller', 'KD on the RoI class logits (T = 1)'),
-        Method('nd', 'two-stage', _ROI, 'kdpp_distiller',
+        Method('kd', 'two-stage', _ROI, (('distiller', 'kd_distiller'), ), 'KD on the RoI class logits (T = 1)'),
+        Method('nd', 'two-stage', _ROI, (('distiller', 'kdpp_distiller'), ),
                'KD++ (ND paper): ND on the RoI feature (teacher class means) + KD on the RoI logits', ('kdpp', )),
-        Method('nc', 'two-stage', _ROI, 'nc_distiller',
+        Method('nc', 'two-stage', _ROI, (('distiller', 'nc_distiller'), ),
                '[PROPOSAL] NC-inspired: NC1 contrast/alignment and NC2 on the RoI feature + KD'),
-        Method('icd', 'two-stage', _ROI, 'icd_distiller', '[PROPOSAL] iCD on the RoI logits, grouped by image, + KD'),
-        Method('reviewkd', 'two-stage', _ROI, 'reviewkd_distiller',
+        Method('icd', 'two-stage', _ROI, (('distiller', 'icd_distiller'), ),
+               '[PROPOSAL] iCD on the RoI logits, grouped by image, + KD'),
+        Method('reviewkd', 'two-stage', _ROI, (('distiller', 'reviewkd_distiller'), ),
                'ReviewKD: HCL on the FPN levels through the ABF connector'),
-        Method('reviewkdpp', 'two-stage', _ROI, 'reviewkdpp_distiller',
+        Method('reviewkdpp', 'two-stage', _ROI, (('distiller', 'reviewkdpp_distiller'), ),
                'ReviewKD++ (ND paper): ReviewKD on the FPN + ND on the RoI feature'),
+        Method('pkd', 'dense', _DENSE, (('distiller', 'pkd_distiller'), ), 'PKD: Pearson-normalised MSE on FPN '
+               'levels 0-3'),
+        Method('cwd', 'dense', _DENSE, (('distiller', 'cwd_distiller'), ),
+               'CWD: channel-wise KL of the class logit maps (gfl_cls), per level', heads=('gfl', )),
+        Method('fgd', 'dense', _DENSE, (('distiller', 'fgd_distiller'), ),
+               'FGD: focal (foreground/background) and global distillation of the FPN levels'),
+        Method('crosskd', 'dense', _DENSE, (('crosskd', 'crosskd'), ),
+               'CrossKD: the student\'s head features through the teacher\'s last head layers'),
+        Method('crosskd_pkd', 'dense', _DENSE, (('crosskd', 'crosskd'), ('distiller', 'crosskd_pkd_{head}_distiller')),
+               'CrossKD + PKD on the whole necks (the authors\' GFL and RetinaNet settings)', heads=('gfl', 'retina')),
+        Method('ld', 'dense', _DENSE, (('ld', 'ld'), ), 'LD: KL of the GFL box-side distributions at the positives',
+               heads=('gfl', )),
+        Method('nd', 'dense', _DENSE, (('distiller', 'nd_distiller'), ),
+               '[PROPOSAL] ND on the last classification conv at the positive priors (teacher class means)'),
+        Method('icd', 'dense', _DENSE, (('distiller', 'icd_distiller'), ),
+               '[PROPOSAL] iCD on the positive priors\' class logits, grouped by image'),
 ):
     register_method(_m)
 del _m
-# Dense (one-stage) methods register here, with the shared settings file of the dense methods as their ``base``:
-#   register_method(Method('<name>', 'dense', '_base_/distill/<dense settings>.py', '<variable>', '<summary>'))
 
 
 def list_methods() -> str:
@@ -116,7 +140,9 @@ def list_methods() -> str:
             if method not in seen:
                 seen.append(method)
                 alias = f' (alias {", ".join(method.aliases)})' if method.aliases else ''
-                lines.append(f'  {method.name:<12}{method.summary}{alias}  [{method.base}: {method.distiller}]')
+                heads = f' ({"/".join(method.heads)} heads)' if method.heads else ''
+                variables = ', '.join(var for _, var in method.variables())
+                lines.append(f'  {method.name:<12}{method.summary}{alias}{heads}  [{method.base}: {variables}]')
         if not seen:
             lines.append('  (none yet)')
     return '\n'.join(lines)
@@ -173,11 +199,14 @@ def _model_class(model: dict, scope: str):
         return registry.get(model.get('type')), registry
 
 
-def detector_kind(model: dict, scope: str = 'mmdet') -> str:
-    """``'two-stage'`` or ``'dense'`` (see :data:`KINDS`) from a detector's model config, without building it;
-    refuses a model mmkd cannot distil."""
+def detector_kind(model: dict, scope: str = 'mmdet') -> Tuple[str, Optional[str]]:
+    """``(kind, head kind)`` of a detector's model config, without building it: ``('two-stage', None)`` or
+    ``('dense', 'gfl' | 'retina' | 'atss' | 'fcos' | 'rtmdet')`` (see :data:`KINDS`); refuses a model mmkd cannot
+    distil."""
     from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
     from mmdet.models.roi_heads import StandardRoIHead
+
+    from mmkd.models.algorithms.dense_heads import head_kind
     cls, registry = _model_class(model, scope)
     if cls is None:
         raise DistillConfigError(f'model type {model.get("type")!r} is not registered in the {scope!r} scope: is the '
@@ -189,9 +218,13 @@ def detector_kind(model: dict, scope: str = 'mmdet') -> str:
                 f'{cls.__name__} has a {(model.get("roi_head") or {}).get("type")} RoI head; mmkd.RoIDistill '
                 f'distils two-stage detectors with a StandardRoIHead (one bbox head: Faster R-CNN, Mask R-CNN), not '
                 f'cascades. Use a StandardRoIHead detector as teacher and student.')
-        return 'two-stage'
+        return 'two-stage', None
     if issubclass(cls, SingleStageDetector):
-        return 'dense'
+        head = registry.get((model.get('bbox_head') or {}).get('type', ''))
+        try:
+            return 'dense', head_kind(head)
+        except ValueError as err:
+            raise DistillConfigError(str(err)) from err
     raise DistillConfigError(f'{cls.__name__} is neither a two-stage detector with a StandardRoIHead nor a '
                              f'single-stage (dense) detector: mmkd has no distillation algorithm for it.')
 
@@ -201,9 +234,12 @@ def num_classes(model: dict, kind: str) -> Any:
     return head.get('num_classes')
 
 
-def _roi_feat_width(model: dict) -> Any:
-    head = (model.get('roi_head') or {}).get('bbox_head') or {}
-    return head.get('fc_out_channels', 1024)  # Shared2FCBBoxHead's default
+def _feat_width(model: dict, kind: str) -> Any:
+    """Width of the feature the student-feature losses read: the RoI feature (two-stage; ``Shared2FCBBoxHead``'s
+    ``fc_out_channels``, 1024 by default) or the last classification conv of a dense head (``feat_channels``)."""
+    if kind == 'two-stage':
+        return ((model.get('roi_head') or {}).get('bbox_head') or {}).get('fc_out_channels', 1024)
+    return (model.get('bbox_head') or {}).get('feat_channels', 256)
 
 
 def _fpn(model: dict) -> Tuple[Any, Any, Any]:
@@ -215,34 +251,46 @@ def _fpn(model: dict) -> Tuple[Any, Any, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- method
-def resolve_method(kind: str, name: str) -> Method:
+def resolve_method(kind: str, name: str, head: Optional[str] = None) -> Method:
     methods = METHODS.get(kind, {})
     if name not in methods:
         known = ', '.join(sorted({m.name for m in methods.values()})) or 'none yet'
         raise DistillConfigError(f'Method {name!r} is not one mmkd has for {kind} detectors (mmkd.'
                                  f'{KINDS[kind].algorithm}); its methods: {known}. See tools/distill.py --method list.')
-    return methods[name]
+    method = methods[name]
+    if method.heads and head not in method.heads:
+        raise DistillConfigError(
+            f'Method {method.name!r} distils {"/".join(method.heads)} heads; these detectors have {head} heads. '
+            f'Choose another method (tools/distill.py --method list) or detectors with such a head.')
+    return method
 
 
-def method_settings(method: Method) -> dict:
-    """The method's distiller config, read from its shared settings file."""
-    return Config.fromfile(osp.join(configs_root(), method.base))[method.distiller].to_dict()
+def method_settings(method: Method, head: Optional[str] = None) -> Dict[str, dict]:
+    """The method's settings by algorithm key (``distiller``, ``crosskd``, ...), read from its shared file."""
+    shared = Config.fromfile(osp.join(configs_root(), method.base))
+    return {key: shared[var].to_dict() for key, var in method.variables(head)}
 
 
-def method_needs(distiller: dict) -> Dict[str, bool]:
+def method_needs(distiller: dict) -> Dict[str, Any]:
     """What a distiller config needs from the algorithm and the pair: ``class_means`` (a loss reads the teacher's
-    class means), ``student_roi_feat`` (a loss reads the student's RoI feature, so its width must be the
-    teacher's), ``abf`` (ReviewKD's ABF connector pairs the FPN levels)."""
+    class means), ``student_feat`` (a loss reads the student's RoI / positive-prior feature without a connector,
+    so its width must be the teacher's), ``neck`` (recorders on the necks: their levels must pair up), ``abf``
+    (the name of ReviewKD's ABF connector, which maps the widths), ``neck_widths`` (the losses take the two
+    widths themselves, as FGD's ``student_channels`` / ``teacher_channels``)."""
     from mmkd.registry import MODELS
-    losses = [MODELS.get(loss['type']) for loss in (distiller.get('distill_losses') or {}).values()]
+    losses = (distiller.get('distill_losses') or {}).values()
     mappings = [rec for mapping in (distiller.get('loss_forward_mappings') or {}).values()
                 for rec in mapping.values()]
+    recorders = list((distiller.get('student_recorders') or {}).values()) + \
+        list((distiller.get('teacher_recorders') or {}).values())
+    connectors = distiller.get('connectors') or {}
     return dict(
-        class_means=any(hasattr(cls, 'bind_class_means') for cls in losses if cls is not None),
-        student_roi_feat=any(r.get('recorder') == 'roi_feat' and r.get('from_student') and not r.get('connector')
-                             for r in mappings),
-        abf=any(str(c.get('type', '')).endswith('ABFConnector') for c in
-                (distiller.get('connectors') or {}).values() if isinstance(c, dict)))
+        class_means=any(hasattr(MODELS.get(loss['type']), 'bind_class_means') for loss in losses),
+        student_feat=any(r.get('recorder') in ('roi_feat', 'pos_feat') and r.get('from_student')
+                         and not r.get('connector') for r in mappings),
+        neck=any(str(r.get('source', '')).startswith('neck') for r in recorders if isinstance(r, dict)),
+        abf=next((k for k, c in connectors.items() if str(c.get('type', '')).endswith('ABFConnector')), None),
+        neck_widths=any('student_channels' in loss for loss in losses))
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -267,7 +315,7 @@ def checkpoint_meta_preprocessor(path: str) -> Optional[Tuple[Any, str]]:
     return checkpoint_preprocessor(checkpoint)
 
 
-def check_pair(teacher: dict, student: dict, fed: Any, kind: str, method: Method, needs: Dict[str, bool],
+def check_pair(teacher: dict, student: dict, fed: Any, kind: str, method: Method, needs: Dict[str, Any],
                trained: Optional[Tuple[Any, str]] = None, teacher_preprocessing: Optional[str] = None,
                names: Tuple[str, str] = ('teacher', 'student')) -> None:
     """Refuse a pair the method cannot distil (see the module docstring). ``teacher`` / ``student``: model
@@ -282,7 +330,7 @@ def check_pair(teacher: dict, student: dict, fed: Any, kind: str, method: Method
             f'the student\'s model.{head}.num_classes={t_classes} (and its dataset\'s classes) in its config '
             f'(--cfg-options model.architecture.{head}.num_classes={t_classes} changes only this run).')
     declared = model_preprocessor(teacher)
-    sources = ([(trained[0], f'the teacher checkpoint\'s training config')] if trained else []) + \
+    sources = ([(trained[0], 'the teacher checkpoint\'s training config')] if trained else []) + \
         ([(declared, f'the teacher config {names[0]}')] if declared is not None else [])
     if fed is not None and sources and teacher_preprocessing is None:
         t_pp, where = sources[0]
@@ -296,21 +344,28 @@ def check_pair(teacher: dict, student: dict, fed: Any, kind: str, method: Method
                 f'pixels, an exact per-channel affine map; written into the config as teacher_preprocessing), or give '
                 f'the student config the teacher\'s data_preprocessor mean, std and bgr_to_rgb; '
                 f'--teacher-preprocessing ignore feeds the teacher the student\'s inputs anyway.')
-    if needs['student_roi_feat'] and _roi_feat_width(teacher) != _roi_feat_width(student):
+    t_w, s_w = _feat_width(teacher, kind), _feat_width(student, kind)
+    if needs['student_feat'] and t_w != s_w:
+        where = 'roi_head.bbox_head.fc_out_channels' if kind == 'two-stage' else 'bbox_head.feat_channels'
+        other = 'the RoI logits (kd, icd)' if kind == 'two-stage' else 'other outputs (see --method list)'
         raise DistillConfigError(
-            f'{method.name} compares the student\'s RoI feature with the teacher\'s, but they are '
-            f'{_roi_feat_width(student)}-d (student) and {_roi_feat_width(teacher)}-d (teacher). Set the student\'s '
-            f'roi_head.bbox_head.fc_out_channels={_roi_feat_width(teacher)}, or choose a method that reads only '
-            f'the RoI logits (kd, icd), or write the config by hand with an mmkd.EmbeddingProjector connector on the '
-            f'student\'s roi_feat (see mmkd.RoIDistill).')
-    if needs['abf']:
+            f'{method.name} compares the student\'s {"RoI" if kind == "two-stage" else "positive-prior"} feature with '
+            f'the teacher\'s, but they are {s_w}-d (student) and {t_w}-d (teacher). Set the student\'s {where}={t_w}, '
+            f'or choose a method that reads {other}, or write the config by hand with an mmkd.EmbeddingProjector '
+            f'connector on the student\'s feature.')
+    if needs['neck']:
         (t_c, t_n, t_s), (s_c, s_n, s_s) = _fpn(teacher), _fpn(student)
         if None in (t_n, s_n) or (t_n, t_s) != (s_n, s_s):
             raise DistillConfigError(
                 f'{method.name} pairs the student\'s FPN levels with the teacher\'s one by one, but the student\'s '
                 f'neck has num_outs={s_n}, start_level={s_s} and the teacher\'s num_outs={t_n}, start_level={t_s}. '
                 f'Give the student\'s neck the teacher\'s num_outs and start_level (same strides), or choose a '
-                f'method on the RoI head (kd, nd, nc, icd).')
+                f'method on the head (--method list).')
+        if t_c != s_c and not needs['abf'] and not needs['neck_widths']:
+            raise DistillConfigError(
+                f'{method.name} compares the student\'s FPN outputs with the teacher\'s channel by channel, but they '
+                f'are {s_c} (student) and {t_c} (teacher) channels wide. Set the student\'s neck.out_channels={t_c}, '
+                f'or choose a method that maps the widths (reviewkd, fgd) or one on the head.')
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -338,17 +393,45 @@ def _teacher_lines(teacher_config: str, t_cfg: Config) -> List[str]:
     return lines
 
 
+def _pair_lines(method: Method, settings: Dict[str, dict], needs: Dict[str, Any], t_cfg: Config,
+                s_cfg: Config) -> List[str]:
+    """What the pair changes in the shared settings: the widths of ReviewKD's ABF connector, of FGD's losses."""
+    (t_c, t_n, _), (s_c, _, _) = _fpn(t_cfg.model), _fpn(s_cfg.model)
+    distiller = settings.get('distiller') or {}
+    lines = []
+    if needs['abf']:
+        abf = distiller['connectors'][needs['abf']]
+        change = {k: v for k, v in dict(in_channels=s_c, out_channels=t_c, mid_channels=t_c, num_levels=t_n).items()
+                  if v is not None and abf.get(k) != v}
+        if change:
+            args = ', '.join(f'{k}={v!r}' for k, v in change.items())
+            lines += [f'# ABF maps the student\'s {s_c}-channel FPN levels to the teacher\'s {t_c} (the shared '
+                      f'settings: {abf.get("in_channels")} channels, {abf.get("num_levels")} levels)',
+                      f'model[\'distiller\'][\'connectors\'][{needs["abf"]!r}].update({args})']
+    if needs['neck_widths']:
+        losses = distiller['distill_losses'].values()
+        if any((loss.get('student_channels'), loss.get('teacher_channels')) != (s_c, t_c) for loss in losses):
+            lines += [f'# the FPN widths of this pair: {s_c} (student), {t_c} (teacher)',
+                      'for _loss in model[\'distiller\'][\'distill_losses\'].values():',
+                      f'    _loss.update(student_channels={s_c!r}, teacher_channels={t_c!r})',
+                      'del _loss']
+    return lines
+
+
 def render(teacher_config: str, student_config: str, teacher_ckpt: str, kind: Kind, method: Method,
-           t_cfg: Config, s_cfg: Config, needs: Dict[str, bool], teacher_preprocessing: Optional[str]) -> str:
+           head: Optional[str], t_cfg: Config, s_cfg: Config, needs: Dict[str, Any],
+           teacher_preprocessing: Optional[str]) -> str:
     """The text of the distillation config (see the module docstring)."""
     base = method_base_ref(method.base)
+    variables = method.variables(head)
     lines = [
         f'# Written by tools/distill.py (docs/distill.md): mmkd.{kind.algorithm} ({kind.name} detectors), method '
         f'{method.name}:',
         f'#   {method.summary}.',
         f'# Teacher: {teacher_config}, weights {teacher_ckpt}.',
-        f'# Student: {student_config}, the first base: its data, schedule and runtime are this run\'s. The method\'s',
-        f'# settings: {method.distiller} of the second base. Train it again: tools/train.py <this file>.',
+        f'# Student: {student_config}: the first base (its data, schedule and runtime are this run\'s).',
+        f'# Method settings: {", ".join(var for _, var in variables)} of the second base. Train it again: '
+        f'tools/train.py <this file>.',
         f'_base_ = [{_base_ref(student_config)!r}, {base!r}]',
         '',
     ]
@@ -360,24 +443,16 @@ def render(teacher_config: str, student_config: str, teacher_ckpt: str, kind: Ki
     student = '_base_.model' if '_scope_' in s_cfg.model or '::' in student_config else \
         f'dict(_base_.model, _scope_={s_cfg.get("default_scope", "mmdet")!r})'
     items = [("_delete_", 'True'), ('_scope_', "'mmkd'"), ('type', repr(kind.algorithm)), ('architecture', student),
-             ('teacher', 'teacher'), ('teacher_ckpt', repr(teacher_ckpt)),
-             ('distiller', f'_base_.{method.distiller}')]
+             ('teacher', 'teacher'), ('teacher_ckpt', repr(teacher_ckpt))]
+    items += [(key, f'_base_.{var}') for key, var in variables]
+    if 'distiller' not in dict(variables):
+        items.append(('distiller', "dict(type='ConfigurableDistiller')"))
     if needs['class_means']:
         items.append(('class_means', '_base_.class_means'))
     if teacher_preprocessing is not None:
         items.append(('teacher_preprocessing', repr(teacher_preprocessing)))
     lines.append('model = dict(\n' + ',\n'.join(f'    {k}={v}' for k, v in items) + ')')
-    if needs['abf']:
-        (t_c, t_n, _), (s_c, _, _) = _fpn(t_cfg.model), _fpn(s_cfg.model)
-        name, abf = next((k, v) for k, v in method_settings(method)['connectors'].items()
-                         if str(v.get('type', '')).endswith('ABFConnector'))
-        change = {k: v for k, v in dict(in_channels=s_c, out_channels=t_c, mid_channels=t_c, num_levels=t_n).items()
-                  if v is not None and abf.get(k) != v}
-        if change:
-            args = ', '.join(f'{k}={v!r}' for k, v in change.items())
-            lines.append(f'# ABF maps the student\'s {s_c}-channel FPN levels to the teacher\'s {t_c} (the shared '
-                         f'settings: {abf.get("in_channels")} channels, {abf.get("num_levels")} levels)')
-            lines.append(f'model[\'distiller\'][\'connectors\'][{name!r}].update({args})')
+    lines += _pair_lines(method, method_settings(method, head), needs, t_cfg, s_cfg)
     if needs['class_means']:
         hook = "dict(type='mmkd.ClassMeansHook')"
         hooks = f'_base_.custom_hooks + [{hook}]' if s_cfg.get('custom_hooks') else f'[{hook}]'
@@ -403,15 +478,19 @@ def make_distill_config(teacher_config: str, student_config: str, teacher_ckpt: 
         raise DistillConfigError(f'--teacher-preprocessing must be one of {TEACHER_PREPROCESSING_MODES}')
     check_checkpoint(teacher_ckpt)
     t_cfg, s_cfg = load_config(teacher_config), load_config(student_config)
-    scopes = [c.get('default_scope', 'mmdet') for c in (t_cfg, s_cfg)]
-    kinds = [detector_kind(c.model, s) for c, s in zip((t_cfg, s_cfg), scopes)]
-    if kinds[0] != kinds[1]:
-        raise DistillConfigError(f'The teacher is a {kinds[0]} detector and the student a {kinds[1]} one: mmkd '
+    (t_kind, t_head), (s_kind, s_head) = [detector_kind(c.model, c.get('default_scope', 'mmdet'))
+                                          for c in (t_cfg, s_cfg)]
+    if t_kind != s_kind:
+        raise DistillConfigError(f'The teacher is a {t_kind} detector and the student a {s_kind} one: mmkd '
                                  f'distils within one kind (teacher and student both two-stage, or both dense).')
-    kind = KINDS[kinds[0]]
-    chosen = resolve_method(kind.name, method)
-    needs = method_needs(method_settings(chosen))
-    text = render(teacher_config, student_config, teacher_ckpt, kind, chosen, t_cfg, s_cfg, needs,
+    if t_head != s_head:
+        raise DistillConfigError(f'The teacher has a {t_head} head and the student a {s_head} head: mmkd.DenseDistill '
+                                 f'compares the two heads\' outputs and label assignments, so both must be of the '
+                                 f'same kind.')
+    kind = KINDS[t_kind]
+    chosen = resolve_method(kind.name, method, s_head)
+    needs = method_needs(method_settings(chosen, s_head).get('distiller') or {})
+    text = render(teacher_config, student_config, teacher_ckpt, kind, chosen, s_head, t_cfg, s_cfg, needs,
                   teacher_preprocessing)
     name = f'{chosen.name}_{_stem(teacher_config)}_to_{_stem(student_config)}'
     work_dir = work_dir or osp.join('work_dirs', name)

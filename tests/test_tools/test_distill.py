@@ -27,6 +27,9 @@ R101 = 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'
 R50 = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 DEMO_TEACHER = osp.join(REPO, 'configs/demo/faster_rcnn_r50_teacher.py')
 DEMO_STUDENT = osp.join(REPO, 'configs/demo/faster_rcnn_r18_baseline.py')
+DEMO_GFL_TEACHER = osp.join(REPO, 'configs/demo/gfl_r50_teacher.py')
+DEMO_GFL_STUDENT = osp.join(REPO, 'configs/demo/gfl_r18_baseline.py')
+RETINANET = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 
 @pytest.fixture
@@ -81,7 +84,8 @@ def test_dry_run_faster_rcnn_r101_to_r50(capsys, tmp_path, r101_ckpt, no_downloa
                        '--dry-run')
     assert rc == 0, err
     path = written_config(tmp_path)
-    assert f'config: {path}' in out and 'Dry run: the model builds. RoIDistill: student FasterRCNN' in out
+    assert f'config: {path} (two-stage detectors, mmkd.RoIDistill, method {method})' in out
+    assert 'Dry run: the model builds. RoIDistill: student FasterRCNN' in out
     assert 'distillation losses: loss_' in out and r101_ckpt in out
     text = open(path).read()
     # it inherits the student and the shared method settings, and names the teacher: nothing is copied
@@ -113,6 +117,23 @@ def test_dry_run_local_configs_with_a_converted_teacher(capsys, tmp_path, demo_c
     assert 'Dry run: the model builds' in out
 
 
+def test_dry_run_dense_pair(capsys, tmp_path, no_downloads):
+    """The demo GFL R50 -> R18 pair (64-channel FPNs), FGD: mmkd.DenseDistill, FGD's widths set to the pair's."""
+    cfg = Config.fromfile(DEMO_GFL_TEACHER)
+    init_default_scope('mmdet')
+    ckpt = save_model(cfg.model, tmp_path / 'gfl_teacher.pth', cfg.pretty_text)
+    rc, out, err = run(capsys, DEMO_GFL_TEACHER, DEMO_GFL_STUDENT, '--teacher-ckpt', ckpt, '--method', 'fgd',
+                       '--work-dir', tmp_path / 'run', '--dry-run')
+    assert rc == 0, err
+    assert '(dense detectors, mmkd.DenseDistill, method fgd)' in out
+    assert 'Dry run: the model builds. DenseDistill: student GFL' in out and 'loss_fgd_fpn4' in out
+    text = open(written_config(tmp_path / 'run')).read()
+    assert "dense_losses.py']" in text and 'distiller=_base_.fgd_distiller' in text
+    assert '    _loss.update(student_channels=64, teacher_channels=64)\ndel _loss' in text
+    losses = Config.fromfile(written_config(tmp_path / 'run')).model.distiller.distill_losses
+    assert {(v.student_channels, v.teacher_channels) for v in losses.values()} == {(64, 64)}
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize('args,expected', [
     (['--method', 'nd', '--cfg-options', 'model.architecture.roi_head.bbox_head.num_classes=3'],
@@ -135,9 +156,12 @@ def test_refusals_before_anything_is_built(capsys, tmp_path, demo_ckpt, monkeypa
 def test_refuses_a_missing_checkpoint_and_a_pair_of_two_kinds(capsys, tmp_path, demo_ckpt):
     rc, _, err = run(capsys, DEMO_TEACHER, DEMO_STUDENT, '--teacher-ckpt', tmp_path / 'none.pth', '--method', 'kd')
     assert rc == 2 and 'none.pth' in err and 'does not exist' in err and 'tools/train.py <teacher config>' in err
-    rc, _, err = run(capsys, 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', DEMO_STUDENT, '--teacher-ckpt',
-                     demo_ckpt, '--method', 'kd')
+    rc, _, err = run(capsys, RETINANET, DEMO_STUDENT, '--teacher-ckpt', demo_ckpt, '--method', 'kd')
     assert rc == 2 and 'The teacher is a dense detector and the student a two-stage one' in err
+    rc, _, err = run(capsys, RETINANET, DEMO_GFL_STUDENT, '--teacher-ckpt', demo_ckpt, '--method', 'pkd')
+    assert rc == 2 and 'The teacher has a retina head and the student a gfl head' in err
+    rc, _, err = run(capsys, RETINANET, RETINANET, '--teacher-ckpt', demo_ckpt, '--method', 'ld')
+    assert rc == 2 and "Method 'ld' distils gfl heads; these detectors have retina heads" in err
 
 
 def test_method_list(capsys):
@@ -145,8 +169,12 @@ def test_method_list(capsys):
     assert rc == 0
     assert 'two-stage detectors -> mmkd.RoIDistill' in out and 'dense detectors -> mmkd.DenseDistill' in out
     for name in ('kd', 'nd', 'nc', 'icd', 'reviewkd', 'reviewkdpp'):
-        assert f'\n  {name} ' in out
+        assert f'\n  {name} ' in out.split('dense detectors')[0]
     assert '(alias kdpp)' in out and '[_base_/distill/roi_losses.py: kdpp_distiller]' in out
+    dense = out.split('dense detectors')[1]
+    for name in ('pkd', 'cwd', 'fgd', 'crosskd', 'crosskd_pkd', 'ld', 'nd', 'icd'):
+        assert f'\n  {name} ' in dense
+    assert '[_base_/distill/dense_losses.py: crosskd, crosskd_pkd_{head}_distiller]' in dense
 
 
 def test_dist_distill_launches_distill_py_on_n_processes(tmp_path):
