@@ -3,7 +3,8 @@
 
 The written config inherits the two configs instead of copying them: the student config is its first ``_base_``
 (its data, schedule and runtime are the run's), the method's settings come from the shared file of its detector kind
-(``configs/_base_/distill/roi_losses.py`` for two-stage detectors) as a second ``_base_``, and the teacher is
+(``configs/_base_/distill/roi_losses.py`` for two-stage detectors, ``dense_losses.py`` for dense ones) as a second
+``_base_``, and the teacher is
 ``dict(cfg_path='pkg::path.py', pretrained=False)`` for a package config (mmrazor builds it with
 ``mmengine.hub.get_model``) or the ``model`` of a local teacher config file, loaded with ``Config.fromfile``
 (mmrazor's ``cfg_path`` takes package configs only).
@@ -17,8 +18,9 @@ Before anything is built, :func:`make_distill_config` refuses (:class:`DistillCo
 fix): a teacher checkpoint that does not exist, a method the detector kind does not have, detectors of different
 kinds or class counts, a teacher trained with another input normalisation than the student's
 (:func:`~mmkd.models.utils.preprocessing.compare_preprocessing`; unless ``teacher_preprocessing`` says what to do),
-and a pair the method cannot connect (RoI features of different widths for a loss that reads the student's, FPNs of
-different levels for ReviewKD).
+and a pair the method cannot connect (features of different widths for a loss that reads the student's, FPNs of
+different levels for the methods on the FPN, or of different widths for those that compare them channel by channel,
+a head kind the method has no settings for).
 """
 import importlib.util
 import os
