@@ -140,7 +140,8 @@ def test_checkpoint_trained_otherwise_is_refused_before_its_weights_are_loaded(t
     """The teacher config agrees with the student, the checkpoint's training config does not: the checkpoint
     is what the weights were trained with. (It does not even fit: the refusal comes first.)"""
     ckpt = save_teacher(tmp_path / 't.pth', dp=CAFFE, fits=False)
-    with pytest.raises(ValueError, match=r"std \[1\.0, 1\.0, 1\.0\], bgr_to_rgb=False \(teacher_ckpt .*t\.pth.*meta\['cfg'\]\)"):
+    expected = r"std \[1\.0, 1\.0, 1\.0\], bgr_to_rgb=False \(teacher_ckpt .*t\.pth.*meta\['cfg'\]\)"
+    with pytest.raises(ValueError, match=expected):
         algorithm(teacher_ckpt=ckpt, teacher_preprocessing='refuse')
 
 
