@@ -74,12 +74,20 @@ class ClassMeans(BaseModule):
         self.means.copy_(torch.where(seen[:, None], means, 0))
 
     @torch.no_grad()
-    def update(self, feats: Tensor, labels: Tensor, weight: Optional[Tensor] = None) -> None:
+    def update(self, feats: Tensor, labels: Tensor, weight: Optional[Tensor] = None,
+               accept: Optional[Tensor] = None) -> None:
         """Accumulate ``feats [N, D]`` with ``labels [N]`` int64 in ``[0, K)`` and optional ``weight [N]``
         (``w <= 0`` ignores a sample). Vectorised with ``index_add_``; computed in float64.
 
+        Non-finite input never reaches the means: in the exact mode (a pass before training) a batch whose
+        ``feats`` or ``weight`` hold a NaN/Inf is refused with a ``FloatingPointError`` and nothing changes; in EMA
+        mode (every training step, where a host sync would cost) such a batch is ignored as a whole, decided on the
+        device, and so is every batch when ``accept`` (a 0-d bool tensor: the algorithm's verdict on this step's
+        other teacher tensors) is False. The algorithms' finite check reports the step. [PROPOSAL]
+
         EMA mode, distributed: a collective call (every rank must call it, once per step, as the algorithms do);
-        the exact mode accumulates per rank and is combined once by :meth:`all_reduce`."""
+        a rank whose batch is ignored adds nothing to the global batch. The exact mode accumulates per rank and
+        is combined once by :meth:`all_reduce`."""
         if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
             raise ValueError(f'feats must have shape [N, {self.feat_dim}], got {list(feats.shape)}')
         if labels.dtype != torch.int64 or labels.shape != feats.shape[:1]:
@@ -93,6 +101,17 @@ class ClassMeans(BaseModule):
         weight = feats.new_ones(feats.shape[0]) if weight is None else weight.to(feats).clamp_min(0)
         if weight.shape != labels.shape:
             raise ValueError(f'weight must have shape [{labels.shape[0]}], got {list(weight.shape)}')
+        finite = torch.isfinite(feats).all() & torch.isfinite(weight).all()
+        if self.momentum is None:
+            if not bool(finite):
+                raise FloatingPointError(
+                    f'ClassMeans.update: the features hold {int(feats.isnan().sum())} NaN and '
+                    f'{int(feats.isinf().sum())} Inf of {feats.numel()} values (weights: '
+                    f'{int((~torch.isfinite(weight)).sum())} non-finite); nothing was accumulated. The teacher\'s '
+                    f'weights hold a NaN/Inf, or its activations overflow.')
+        else:  # ignored as a whole, without a host sync: its samples weigh 0, its values count as 0
+            accept = finite if accept is None else finite & accept.to(finite.device)
+            feats, weight = torch.where(accept, feats, 0), torch.where(accept, weight, 0)
         batch_sums = feats.new_zeros(self.sums.shape).index_add_(0, labels, feats * weight[:, None])
         batch_counts = feats.new_zeros(self.counts.shape).index_add_(0, labels, weight)
         if self.momentum is None:
@@ -134,7 +153,15 @@ class ClassMeans(BaseModule):
     def save(self, path: str, meta: Optional[dict] = None) -> None:
         """Write ``dict(means, counts, num_classes, feat_dim, meta)`` to ``path`` atomically (a temporary file in
         the same directory, then ``os.replace``): an interrupted save leaves any previous file intact.
-        ``meta`` must hold plain Python values (it is read back with ``weights_only=True``)."""
+        ``meta`` must hold plain Python values (it is read back with ``weights_only=True``).
+
+        Raises:
+            FloatingPointError: a mean is NaN/Inf; nothing is written (an existing file stays as it was).
+        """
+        if not bool(torch.isfinite(self.means).all()):
+            bad = (~torch.isfinite(self.means).all(dim=1)).nonzero().flatten().tolist()
+            raise FloatingPointError(f'ClassMeans.save: the means of class{"es" if len(bad) > 1 else ""} {bad[:20]} '
+                                     f'are not finite; {path} was not written.')
         folder = osp.dirname(osp.abspath(path))
         os.makedirs(folder, exist_ok=True)
         contents = dict(
@@ -159,7 +186,8 @@ class ClassMeans(BaseModule):
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is not a class-means file or its means are not ``[K, D]``; nothing is changed.
+            ValueError: the file is not a class-means file, its means are not ``[K, D]`` or not finite; nothing is
+                changed.
         """
         if not osp.isfile(path):
             raise FileNotFoundError(f'class-means file not found: {path}; {_FIX}')
@@ -172,6 +200,9 @@ class ClassMeans(BaseModule):
         if list(means.shape) != expected or list(counts.shape) != expected[:1]:
             raise ValueError(f'class means in {path} have shape {list(means.shape)} (counts {list(counts.shape)}) '
                              f'but this model expects [K, D] = {expected}; {_FIX}')
+        if not (bool(torch.isfinite(means).all()) and bool(torch.isfinite(counts).all())):
+            raise ValueError(f'class means in {path} hold NaN/Inf values; nothing was loaded. Recompute the file '
+                             f'with tools/analysis/compute_class_means.py (from a teacher whose features are finite).')
         self.means.copy_(means)
         self.counts.copy_(counts)
         self.sums.copy_(self.means.double() * self.counts[:, None])

@@ -65,8 +65,10 @@ def test_ema_update():
 def test_validity_reset_and_bad_input():
     cm = ClassMeans(3, 2)
     assert not cm.initialized and not cm.valid.any()
-    cm.update(torch.tensor([[0., 0.], [1., 2.], [float('inf'), 0.]]), torch.tensor([0, 1, 2]))
-    assert cm.valid.tolist() == [False, True, False]  # zero mean and non-finite mean are invalid
+    cm.update(torch.tensor([[0., 0.], [1., 2.]]), torch.tensor([0, 1]))
+    assert cm.valid.tolist() == [False, True, False]  # a zero mean and a class never seen are invalid
+    cm.means[1, 0] = float('inf')  # (e.g. restored from a bad checkpoint)
+    assert cm.valid.tolist() == [False, False, False]  # a non-finite mean is invalid
     cm.reset()
     assert not cm.initialized and cm.counts.sum() == 0
     with pytest.raises(ValueError, match=r'\[0, 3\)'):
@@ -197,3 +199,46 @@ def test_ema_updates_are_global_and_identical_on_every_rank(tmp_path):
     for key in ('means', 'counts', 'sums'):
         assert torch.equal(ranks[0][key], ranks[1][key]), key
         torch.testing.assert_close(ranks[0][key], single.state_dict()[key])
+
+
+def test_non_finite_input_never_reaches_the_means():
+    """Exact mode: refused with a FloatingPointError; EMA mode: the whole batch is ignored (decided on the device),
+    also when ``accept`` is False; nothing changes either way."""
+    feats, labels = torch.rand(6, 3) + 0.1, torch.arange(3).repeat(2)
+    bad = feats.clone()
+    bad[4, 1] = float('nan')
+    exact = ClassMeans(3, 3)
+    exact.update(feats, labels)
+    state = {k: v.clone() for k, v in exact.state_dict().items()}
+    for f, w in ((bad, None), (feats, torch.tensor([1., 1., float('inf'), 1., 1., 1.]))):
+        with pytest.raises(FloatingPointError, match='1 NaN and 0 Inf of 18 values|1 non-finite'):
+            exact.update(f, labels, w)
+        assert all(torch.equal(v, state[k]) for k, v in exact.state_dict().items())
+    ema = ClassMeans(3, 3, momentum=0.5)
+    ema.update(feats, labels)
+    state = {k: v.clone() for k, v in ema.state_dict().items()}
+    bad[:] = float('inf')
+    for f, accept in ((bad, None), (torch.full_like(feats, float('nan')), None), (feats, torch.tensor(False))):
+        ema.update(f, labels, accept=accept)
+        assert all(torch.equal(v, state[k]) for k, v in ema.state_dict().items())
+    ema.update(feats * 2, labels, accept=torch.tensor(True))
+    torch.testing.assert_close(ema.means, (1.5 * state['means'].double()).float())  # (1 - m) c + m 2c
+
+
+def test_non_finite_means_are_never_saved_or_loaded(tmp_path):
+    cm = ClassMeans(3, 2)
+    cm.update(torch.rand(3, 2) + 0.1, torch.arange(3))
+    path = tmp_path / 'means.pth'
+    cm.save(str(path))
+    written = path.read_bytes()
+    good = cm.means.clone()
+    cm.means[2, 1] = float('nan')
+    with pytest.raises(FloatingPointError, match=r'class \[2\] are not finite.*was not written'):
+        cm.save(str(path))
+    assert path.read_bytes() == written and sorted(os.listdir(tmp_path)) == ['means.pth']
+    torch.save(dict(means=cm.means.clone(), counts=cm.counts.clone()), tmp_path / 'nan.pth')
+    fresh = ClassMeans(3, 2)
+    fresh.load(str(path))
+    with pytest.raises(ValueError, match='hold NaN/Inf values; nothing was loaded'):
+        fresh.load(str(tmp_path / 'nan.pth'))
+    torch.testing.assert_close(fresh.means, good)

@@ -121,11 +121,14 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
     ranks: ``ceil(len(dataset) / (world_size * batch_size))`` batches per rank (an ``InfiniteSampler``'s length
     is the whole dataset on every rank, which would make each rank do a whole epoch).
 
+    The pass accumulates into a copy: ``model.class_means`` is replaced only when the pass has succeeded, and
+    stays as it was when it stops.
+
     Raises:
         FloatingPointError: the teacher's features are not finite (a NaN/Inf in its weights), on any rank: every
             batch ends with one all-reduce of a per-rank flag, so every rank raises, in the same batch, the same
             error (that of the first rank that saw the values), instead of the others waiting in the next
-            collective.
+            collective. Nothing is written: neither the model's class means nor a file.
     """
     if hasattr(model, 'check_teacher_weights'):  # no pass over a random teacher (tools/analysis/compute_class_means.py)
         model.check_teacher_weights()
@@ -135,25 +138,28 @@ def compute_class_means(model, dataloader_cfg, max_iters: Optional[int], runner:
     batch_size = getattr(dataloader.batch_sampler, 'batch_size', None) or dataloader.batch_size or 1
     epoch = math.ceil(len(dataloader.dataset) / (get_world_size() * batch_size))
     total = min(epoch if max_iters is None else max_iters, len(dataloader))
-    class_means = model.class_means
+    class_means = copy.deepcopy(model.class_means)  # the model's means change only once the pass has succeeded
     class_means.reset()
     was_training = model.training
     model.eval()
     start = time.time()
-    for i, data_batch in enumerate(dataloader):
-        if i >= total:
-            break
-        data = model.data_preprocessor(data_batch, training=True)
-        feats, labels = model.collect_class_features(data['inputs'], data['data_samples'])
-        _stop_together_unless_finite(feats, i, model)
-        class_means.update(feats, labels)
-        if (i + 1) % log_interval == 0 or i + 1 == total:
-            runner.logger.info(f'ClassMeansHook: teacher pass {i + 1}/{total} batches '
-                               f'({time.time() - start:.0f}s)')
-    class_means.all_reduce()
-    model.train(was_training)
+    try:
+        for i, data_batch in enumerate(dataloader):
+            if i >= total:
+                break
+            data = model.data_preprocessor(data_batch, training=True)
+            feats, labels = model.collect_class_features(data['inputs'], data['data_samples'])
+            _stop_together_unless_finite(feats, i, model)
+            class_means.update(feats, labels)
+            if (i + 1) % log_interval == 0 or i + 1 == total:
+                runner.logger.info(f'ClassMeansHook: teacher pass {i + 1}/{total} batches '
+                                   f'({time.time() - start:.0f}s)')
+        class_means.all_reduce()
+    finally:
+        model.train(was_training)
     if not class_means.initialized:
         raise RuntimeError('ClassMeansHook: the teacher pass produced no features; check the training set.')
+    model.class_means.load_state_dict(class_means.state_dict())
 
 
 def _stop_together_unless_finite(feats: torch.Tensor, batch: int, model) -> None:
@@ -171,10 +177,11 @@ def _stop_together_unless_finite(feats: torch.Tensor, batch: int, model) -> None
     if rank in bad_ranks:
         message = [f'ClassMeansHook: the teacher\'s features in batch {batch + 1} of the class-means pass are not '
                    f'finite ({int(torch.isnan(feats).sum())} NaN, {int(torch.isinf(feats).sum())} Inf of '
-                   f'{feats.numel()} values): the teacher\'s weights ({getattr(model, "teacher_ckpt", None)}) hold '
-                   f'a NaN/Inf, or its activations overflow.']
+                   f'{feats.numel()} values of the {list(feats.shape)} features from '
+                   f'{type(model).__name__}.collect_class_features): the teacher\'s weights '
+                   f'({getattr(model, "teacher_ckpt", None)}) hold a NaN/Inf, or its activations overflow.']
     if world_size > 1:
         broadcast_object_list(message, src=bad_ranks[0])
         message[0] += (f' (Seen on rank{"s" if len(bad_ranks) > 1 else ""} {", ".join(map(str, bad_ranks))} of '
                        f'{world_size}; the details are rank {bad_ranks[0]}\'s; every rank stopped in this batch.)')
-    raise FloatingPointError(message[0] + ' Nothing was written.')
+    raise FloatingPointError(message[0] + ' Nothing was written (the model\'s class means are unchanged, no file).')

@@ -2,7 +2,7 @@
 import copy
 import logging
 import os.path as osp
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 import torch
 from mmengine.dist import all_reduce, broadcast_object_list, get_rank, get_world_size
@@ -68,6 +68,14 @@ class _NonFiniteGrad(torch.autograd.Function):
         return torch.full(ctx.shape, float('nan'), dtype=ctx.dtype, device=grad.device)
 
 
+class _StepCheck(NamedTuple):
+    """The teacher part of one checked step's finite verdict, taken before the step changes any state
+    (:meth:`TeacherStudentDistill._update_ema_class_means`) and completed by ``_check_finite``."""
+    teacher: List[Tuple[str, Tensor]]  # the teacher tensors checked, each with what it is
+    sums: Tensor  # their float32 sums ``[len(teacher)]``, on the device (not synced yet)
+    class_means_before: Optional[Dict[str, Tensor]]  # under autocast: the class means before the update
+
+
 def _autocast_enabled() -> bool:
     """Whether the code runs inside an autocast region (the optim context of ``AmpOptimWrapper`` or
     ``mmkd.CPUAmpOptimWrapper``). ``torch.is_autocast_enabled(device_type)`` exists from torch 2.4 on (mmkd needs
@@ -129,6 +137,9 @@ class TeacherStudentDistill(SingleTeacherDistill):
       made non-finite (the logged losses are unchanged), so the wrapper makes no update, EMA class means are
       restored, and the skip is counted (``MessageHub`` runtime info ``nonfinite_skipped_steps``) and logged;
       ``amp_stop_after_nonfinite`` checked steps in a row that are not finite stop the run with the same error.
+      EMA class means never take a non-finite teacher batch: the teacher part of the verdict is taken before their
+      update, which it gates on the device (:meth:`_update_ema_class_means`), so in float32 too they are as they
+      were when the step stops.
       With several ranks, one all-reduce of a per-rank flag gives every rank the same verdict in the same step,
       and the error (the first rank's that saw the values, named in it) is the same on every rank, so they all
       stop together instead of waiting in the next collective. The check costs one fused reduction, that
@@ -361,25 +372,40 @@ class TeacherStudentDistill(SingleTeacherDistill):
         if self.training and not self._teacher_weights_checked:
             self.check_teacher_weights()
 
-    def _snapshot_ema_class_means(self) -> Optional[Dict[str, Tensor]]:
-        """A copy of EMA class means about to be updated in a step that a mixed-precision verdict may skip (the
-        update is then undone: an overflowed batch must not poison the means for good); None otherwise."""
-        cm = self.class_means
-        if cm is None or cm.momentum is None or not self._check_due() or not _autocast_enabled():
+    def _update_ema_class_means(self, feats: Tensor, labels: Tensor,
+                                weight: Optional[Tensor] = None) -> Optional[_StepCheck]:
+        """This step's EMA update of the class means from the teacher's ``feats [N, D]`` (``labels [N]``, optional
+        ``weight [N]``), after the teacher part of the step's finite verdict: a non-finite teacher never reaches
+        the means. The teacher tensors the distillation losses read, and ``feats``, are summed first (float32, on
+        the device, no host sync) and the update is applied only if every sum is finite (``ClassMeans.update``'s
+        ``accept``). The verdict itself comes at the end of the step from the same sums (:meth:`_check_finite`,
+        given the returned object; the step's one host sync): a ``FloatingPointError`` in float32, a skipped step
+        under mixed precision, the means as they were in both. Under mixed precision the means are also copied
+        first and restored if the step is skipped for a non-finite distillation loss. Returns None when the step
+        is not checked (``finite_check_interval``); ``ClassMeans.update`` still ignores non-finite ``feats``."""
+        if not self._check_due():
+            self.class_means.update(feats, labels, weight)
             return None
-        return {k: v.clone() for k, v in cm.state_dict().items()}
+        teacher = self._teacher_loss_inputs()
+        if not any(t is feats for _, t in teacher):
+            teacher.append(('the teacher features of the EMA class-means update', feats))
+        sums = _sums([t for _, t in teacher])
+        before = {k: v.clone() for k, v in self.class_means.state_dict().items()} if _autocast_enabled() else None
+        self.class_means.update(feats, labels, weight, accept=torch.isfinite(sums).all())
+        return _StepCheck(teacher, sums, before)
 
     def _check_due(self) -> bool:
         """Whether the coming call of :meth:`_check_finite` checks (every ``finite_check_interval`` calls)."""
         return bool(self.finite_check_interval) and self._loss_calls % self.finite_check_interval == 0
 
-    def _check_finite(self, losses: Dict[str, Tensor],
-                      class_means_before: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+    def _check_finite(self, losses: Dict[str, Tensor], step: Optional[_StepCheck] = None) -> Dict[str, Tensor]:
         """The verdict on one training step (called at the end of ``loss``, every ``finite_check_interval``
         calls): ``losses`` unchanged if the teacher tensors the distillation losses read and the distillation
         losses are finite on every rank; else, in float32 (or after ``amp_stop_after_nonfinite`` such checked
         steps in a row under autocast), a ``FloatingPointError`` naming them, raised on every rank; else (under
         autocast) ``losses`` whose gradients are non-finite, so that the mixed-precision wrapper skips the update.
+        ``step``: the teacher part of the verdict taken earlier in the step (:meth:`_update_ema_class_means`),
+        whose teacher tensors and sums are used instead of the recorded ones.
 
         One float32 sum per tensor, one all-reduce of a ``[world_size]`` flag when distributed, one host sync: a
         sum is finite exactly when every element is (barring an overflow of the float32 sum itself)."""
@@ -388,9 +414,13 @@ class TeacherStudentDistill(SingleTeacherDistill):
         distill = [(name, value) for name, value in losses.items() if name.startswith('distill.')]
         if not due or not distill:
             return losses
-        teacher = self._teacher_loss_inputs()
-        tensors = [t for _, t in teacher] + [t for _, v in distill for t in _float_tensors(v)]
-        sums = torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors])
+        teacher = self._teacher_loss_inputs() if step is None else step.teacher
+        loss_tensors = [t for _, v in distill for t in _float_tensors(v)]
+        if step is None:
+            sums = _sums([t for _, t in teacher] + loss_tensors)
+        else:
+            sums = torch.cat([step.sums, _sums(loss_tensors)]) if loss_tensors else step.sums
+        class_means_before = step.class_means_before if step is not None else None
         world_size, rank = get_world_size(), get_rank()
         flags = torch.zeros(world_size, device=sums.device)
         flags[rank] = (~torch.isfinite(sums).all()).float()
@@ -480,6 +510,12 @@ class TeacherStudentDistill(SingleTeacherDistill):
         return {manager.recorders[rec['recorder']].source
                 for mapping in self.distiller.loss_forward_mappings.values() for rec in mapping.values()
                 if rec.get('from_student', True) == from_student}
+
+
+def _sums(tensors: List[Tensor]) -> Tensor:
+    """``[len(tensors)]`` float32 sums, without a host sync (finite exactly when every element is, barring an
+    overflow of the float32 sum itself)."""
+    return torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors])
 
 
 def _float_tensors(data: Any) -> List[Tensor]:

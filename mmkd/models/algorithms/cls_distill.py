@@ -148,13 +148,13 @@ class ClsDistill(TeacherStudentDistill):
         losses = dict()
         if self.distillation_stopped:
             return self._student_only_loss(batch_inputs, data_samples)
-        class_means_before = self._snapshot_ema_class_means() if self._ema and self._teacher_runs else None
+        step = None  # the teacher part of the finite verdict, taken before the class means change
         self.distiller.set_deliveries_override(False)
         if self._teacher_runs:
             with self.distiller.teacher_recorders, self.distiller.deliveries, torch.no_grad():
                 t_feat = self._teacher_forward(batch_inputs)
             if self._ema:
-                self.class_means.update(t_feat, stack_gt_labels(data_samples).to(t_feat.device))
+                step = self._update_ema_class_means(t_feat, stack_gt_labels(data_samples).to(t_feat.device))
         self.distiller.set_deliveries_override(True)
         with self.distiller.student_recorders, self.distiller.deliveries:
             if self.calculate_student_loss:
@@ -169,7 +169,7 @@ class ClsDistill(TeacherStudentDistill):
                 for name, factor in self.warmup_factors().items():
                     distill_losses[name] = distill_losses[name] * factor
             losses.update(add_prefix(distill_losses, 'distill'))
-        return self._check_finite(losses, class_means_before)
+        return self._check_finite(losses, step)
 
     def warmup_factors(self, epoch: Optional[int] = None, iteration: Optional[int] = None) -> Dict[str, float]:
         """The warm-up factor of each loss in ``loss_warmup`` at a 0-based ``epoch`` / ``iteration`` (by default

@@ -144,14 +144,13 @@ class RoIDistill(TeacherStudentDistill):
                     self.teacher.roi_head._bbox_forward(teacher_feats, self._record('rois', True, data_idx=1))
         if not distill:
             return losses
-        class_means_before = None
+        step = None  # the teacher part of the finite verdict, taken before the class means change
         if self.class_means is not None and self.class_means.momentum is not None:
-            class_means_before = self._snapshot_ema_class_means()
-            self.class_means.update(self._record('roi_feat', False, data_idx=0),
-                                    self._record('roi_targets', True, data_idx=0),
-                                    self._record('roi_targets', True, data_idx=1))
+            step = self._update_ema_class_means(self._record('roi_feat', False, data_idx=0),
+                                                self._record('roi_targets', True, data_idx=0),
+                                                self._record('roi_targets', True, data_idx=1))
         losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
-        return self._check_finite(losses, class_means_before)
+        return self._check_finite(losses, step)
 
     def _record(self, name: str, from_student: bool, data_idx: Optional[int] = None):
         return self.distiller.get_record(name, from_student, data_idx=data_idx)

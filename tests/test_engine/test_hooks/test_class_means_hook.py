@@ -181,6 +181,39 @@ def test_non_finite_teacher_features_stop_the_pass(tmp_path):
     assert not (tmp_path / 'log').exists()
 
 
+def test_a_pass_that_meets_non_finite_features_leaves_the_models_means_and_files_as_they_were(tmp_path):
+    """NaN teacher features in batch 3 of 5: a FloatingPointError naming the batch and where the features come
+    from; the model's class means are still the (empty) ones of before the pass, not those of batches 1-2, and
+    no file is written. The offline pass (tools/analysis/compute_class_means.py) leaves an earlier file too."""
+    model = algorithm()
+    calls = []
+
+    def poison(module, inputs, out):
+        calls.append(1)
+        return out * float('nan') if len(calls) == 3 else out
+
+    model.teacher.neck.register_forward_hook(poison)
+    runner = fake_runner(model, tmp_path)
+    with pytest.raises(FloatingPointError, match=r'features in batch 3 of the class-means pass are not finite '
+                                                 r'\(128 NaN, 0 Inf of 128 values of the \[2, 64\] features from '
+                                                 r'ClsDistill\.collect_class_features\).*Nothing was written'):
+        ClassMeansHook().before_train(runner)
+    assert not model.class_means.initialized and not model.class_means.counts.any()
+    assert not (tmp_path / 'log').exists()
+
+    earlier, means = means_file(tmp_path, name='earlier.pth')
+    written = open(earlier, 'rb').read()
+    model.class_means.load(earlier)
+    calls.clear()
+    with pytest.raises(FloatingPointError, match='batch 3 of the class-means pass'):
+        class_means_hook.compute_class_means(model, runner.cfg.train_dataloader, None, runner)
+    assert torch.equal(model.class_means.means, means)  # the model's means are those it had
+    model.class_means.means[0, 0] = float('nan')  # even means gone bad by other means are not saved over it
+    with pytest.raises(FloatingPointError, match='not finite'):
+        model.class_means.save(earlier)
+    assert open(earlier, 'rb').read() == written
+
+
 def test_a_random_teacher_is_refused_before_the_pass(tmp_path):
     model = algorithm(allow_random_teacher=False)
     calls = []

@@ -272,10 +272,11 @@ def test_a_teacher_without_trained_weights_is_refused_at_the_first_training_step
     model(batch()[0], mode='tensor')
 
 
-def tiny_runner(model, work_dir, *, max_iters=3, optim_wrapper=None, hooks=(), **kwargs) -> Runner:
+def tiny_runner(model, work_dir, *, max_iters=3, optim_wrapper=None, hooks=(), batch_size=4, **kwargs) -> Runner:
     return Runner(
         model=model, work_dir=str(work_dir), experiment_name=f'run_{uuid.uuid4().hex}', default_scope='mmkd',
-        train_dataloader=dict(dataset=TinyData(), sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=4,
+        train_dataloader=dict(dataset=TinyData(), sampler=dict(type='InfiniteSampler', shuffle=False),
+                              batch_size=batch_size,
                               num_workers=0, collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=optim_wrapper or dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-3)),
@@ -310,18 +311,41 @@ class PoisonTeacher(Hook):
         model = self._model(runner)
         self.before = [p.detach().clone() for p in model.student.parameters()]
         self.means = model.class_means.means.clone()
+        if runner.iter in self.iters and (self.ranks is None or runner.rank in self.ranks):
+            self.poison(model)
+
+    def poison(self, model):
         self.weight = model.teacher.backbone.stem[0].weight
         self.saved = self.weight.detach().clone()
-        if runner.iter in self.iters and (self.ranks is None or runner.rank in self.ranks):
-            with torch.no_grad():
-                self.weight[0, 0, 0, 0] = float('nan')
+        with torch.no_grad():
+            self.weight[0, 0, 0, 0] = float('nan')
+
+    def cure(self, model):
+        with torch.no_grad():
+            self.weight.copy_(self.saved)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         model = self._model(runner)
-        with torch.no_grad():
-            self.weight.copy_(self.saved)
+        if runner.iter in self.iters and (self.ranks is None or runner.rank in self.ranks):
+            self.cure(model)
         self.changed[runner.iter] = any(not torch.equal(a, b) for a, b in zip(self.before, model.student.parameters()))
         self.means_changed[runner.iter] = not torch.equal(self.means, model.class_means.means)
+
+
+class PoisonOutput(PoisonTeacher):
+    """As :class:`PoisonTeacher`, the teacher's weights intact: during the given iterations a forward hook on the
+    teacher's ``module`` replaces its output by ``change(output)`` (``prepend``: before the recorders see it)."""
+
+    def __init__(self, iters, module, change, prepend=False):
+        super().__init__(iters)
+        self.module, self.change, self.prepend = module, change, prepend
+
+    def poison(self, model):
+        self.handle = model.teacher.get_submodule(self.module).register_forward_hook(
+            lambda module, inputs, output: self.change(output), prepend=self.prepend)
+
+    def cure(self, model):
+        self.handle.remove()
 
 
 def ema_algorithm(**kwargs):
@@ -365,6 +389,69 @@ def test_float32_stops_at_the_first_non_finite_step_without_an_update(tmp_path):
         tiny_runner(model, tmp_path, max_iters=3, hooks=[poison]).train()
     assert poison.changed == {0: True} and model.nonfinite_skipped_steps == 0
     assert {p.name for p in tmp_path.glob('iter_*.pth')} == {'iter_1.pth'}
+
+
+# ------------------------------------------------------------------- a non-finite teacher and the class means
+def nd_algorithm(**kwargs):
+    """ClsDistill resnet14 -> resnet8 with ND only (its value and gradient read the class means and only the norm
+    of the teacher feature), EMA class means."""
+    cfg = dict(
+        type='ClsDistill', architecture=classifier('resnet8'), teacher=classifier('resnet14'),
+        class_means=dict(num_classes=K, feat_dim=64, momentum=0.5), allow_random_teacher=True,
+        distiller=dict(
+            type='ConfigurableDistiller', distill_losses=dict(loss_nd=dict(type='NDLoss')),
+            loss_forward_mappings=dict(loss_nd=dict(student_feat=dict(recorder='feat', from_student=True),
+                                                    teacher_feat=dict(recorder='feat', from_student=False),
+                                                    labels=dict(recorder='labels', from_student=True,
+                                                                data_idx=1)))))
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.class_means.update(torch.rand(2 * K, 64), torch.arange(K).repeat(2))
+    return model
+
+
+def nan(output):
+    return output * float('nan')
+
+
+def test_a_nan_teacher_batch_never_reaches_the_ema_class_means_float32():
+    """The teacher features of the EMA update are NaN (a hook after the recorder: the ND loss reads finite ones,
+    so the student's gradients stay finite) and the batch holds every class: the step stops with a
+    FloatingPointError naming them, before the means changed (they used to turn NaN, all of them, and NDLoss then
+    refused them as 'no valid class yet', a wrong diagnosis)."""
+    model = nd_algorithm().train()
+    means = {k: v.clone() for k, v in model.class_means.state_dict().items()}
+    handle = model.teacher.neck.register_forward_hook(lambda module, inputs, output: nan(output))
+    x, samples = batch(n=K)  # one image of every class
+    with pytest.raises(FloatingPointError, match=r'non-finite teacher outputs .*: the teacher features of the EMA '
+                                                 r'class-means update: 320 NaN'):
+        model.loss(x, samples)
+    for k, v in model.class_means.state_dict().items():
+        assert torch.equal(v, means[k]), k
+    handle.remove()
+    model.loss(x, samples)  # a clean batch: the means move again
+    assert not torch.equal(model.class_means.means, means['means'])
+    assert torch.isfinite(model.class_means.means).all()
+
+
+def test_a_nan_teacher_batch_is_skipped_under_mixed_precision_and_the_means_kept(tmp_path):
+    poison = PoisonOutput(iters={1}, module='neck', change=nan)
+    model = nd_algorithm()
+    tiny_runner(model, tmp_path, max_iters=3, batch_size=K, hooks=[poison], optim_wrapper=dict(
+        type='mmkd.CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1, momentum=0.9))).train()
+    assert poison.changed == {0: True, 1: False, 2: True}
+    assert poison.means_changed == {0: True, 1: False, 2: True}
+    assert model.nonfinite_skipped_steps == 1 and torch.isfinite(model.class_means.means).all()
+
+
+def test_the_teacher_verdict_before_the_update_covers_every_teacher_tensor_read():
+    """The logits (read by KD) are NaN, the features of the EMA update finite: the means are kept too."""
+    model = ema_algorithm().train()
+    means = model.class_means.means.clone()
+    model.teacher.head.fc.register_forward_hook(lambda module, inputs, output: nan(output), prepend=True)
+    with pytest.raises(FloatingPointError, match=r"teacher record 'logits' \(head\.fc; read by loss_kd\)"):
+        model.loss(*batch(n=K))
+    assert torch.equal(model.class_means.means, means)
 
 
 def test_autocast_enabled_swallows_no_type_error(monkeypatch):

@@ -245,3 +245,39 @@ def test_nan_teacher_weight_stops_the_step_naming_the_roi_logits():
     with pytest.raises(FloatingPointError, match=r"non-finite teacher outputs.*teacher record 'roi_logits' "
                                                  r"\(roi_head\.bbox_head\.fc_cls; read by loss_kd\): \d+ NaN"):
         model.loss(*batch())
+
+
+def test_nan_teacher_roi_features_never_reach_the_ema_class_means():
+    """float32: the step stops naming the teacher's RoI features and the means are those of before the step (the
+    update used to run first and turn them NaN); under autocast: the step is skipped, the means kept, and a clean
+    step after it updates them again."""
+    from mmkd.compat import mmcv_ops_accept_bfloat16
+    from mmkd.engine.optim_wrappers import CPUAmpOptimWrapper
+    model = build(demo_model_cfg('nd', class_means=dict(momentum=0.5)))
+    model.train()
+    model.loss(*batch(seed=0))
+    assert model.class_means.initialized
+    state = {k: v.clone() for k, v in model.class_means.state_dict().items()}
+
+    def unchanged():
+        return all(torch.equal(v, state[k]) for k, v in model.class_means.state_dict().items())
+
+    handle = model.teacher.roi_head.bbox_head.fc_cls.register_forward_pre_hook(
+        lambda module, args: (args[0] * float('nan'), ), prepend=True)  # the recorded RoI features go NaN
+    with pytest.raises(FloatingPointError, match=r"non-finite teacher outputs.*teacher record 'roi_feat' "
+                                                 r"\(roi_head\.bbox_head\.fc_cls, data_idx=0; read by loss_nd\): "
+                                                 r"\d+ NaN"):
+        model.loss(*batch(seed=1))
+    assert unchanged()
+    mmcv_ops_accept_bfloat16()
+    CPUAmpOptimWrapper._float_roi_extractors(model)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(*batch(seed=1))
+    assert model.nonfinite_skipped_steps == 1 and unchanged()
+    model.parse_losses(losses)[0].backward()
+    assert any(not torch.isfinite(p.grad).all() for p in model.student.parameters() if p.grad is not None)
+    handle.remove()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        model.loss(*batch(seed=1))
+    assert model.nonfinite_skipped_steps == 1 and not unchanged()
+    assert torch.isfinite(model.class_means.means).all()
