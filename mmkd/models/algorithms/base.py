@@ -56,7 +56,12 @@ def _note_loaded_teacher(module: nn.Module, state_dict: Dict[str, Tensor], prefi
 class _NonFiniteGrad(torch.autograd.Function):
     """``0`` in the forward, a NaN gradient for ``param`` in the backward: added to a loss, it leaves the logged
     value unchanged and makes the step's gradients non-finite, so that a mixed-precision optimizer wrapper skips the
-    update as it skips an overflow (``GradScaler`` for ``AmpOptimWrapper``; ``mmkd.CPUAmpOptimWrapper`` likewise)."""
+    update as it skips an overflow (``GradScaler`` for ``AmpOptimWrapper``; ``mmkd.CPUAmpOptimWrapper`` likewise).
+
+    A non-finite teacher output does not always make the gradients non-finite by itself: a teacher feature that
+    overflows to +Inf enters ND only as the norm in a denominator, so that sample's loss is 1 and its gradient 0,
+    and the step's gradients stay finite; without this term such a step would update the weights while being
+    counted as skipped."""
 
     @staticmethod
     def forward(ctx, param: Tensor) -> Tensor:
@@ -134,7 +139,8 @@ class TeacherStudentDistill(SingleTeacherDistill):
       overflow) stops with a ``FloatingPointError`` naming them, before the step's update or any later checkpoint
       exists. Under mixed precision (``loss`` runs under autocast: ``AmpOptimWrapper``, ``tools/train.py --amp``,
       or ``mmkd.CPUAmpOptimWrapper``) the step is skipped as the loss scaler skips an overflow: its gradients are
-      made non-finite (the logged losses are unchanged), so the wrapper makes no update, EMA class means are
+      made non-finite (the logged losses are unchanged, and the student's own gradients need not be: a teacher
+      overflow to Inf leaves ND's value and gradient finite), so the wrapper makes no update, EMA class means are
       restored, and the skip is counted (``MessageHub`` runtime info ``nonfinite_skipped_steps``) and logged;
       ``amp_stop_after_nonfinite`` checked steps in a row that are not finite stop the run with the same error.
       EMA class means never take a non-finite teacher batch: the teacher part of the verdict is taken before their

@@ -454,6 +454,42 @@ def test_the_teacher_verdict_before_the_update_covers_every_teacher_tensor_read(
     assert torch.equal(model.class_means.means, means)
 
 
+def overflow(maps):
+    """The teacher's activations overflowing, as in float16: the backbone's (post-ReLU) maps scaled past the
+    largest float, so that the features (their averages) hold +Inf."""
+    return tuple(m * 1e38 for m in maps)
+
+
+def test_the_mixed_precision_skip_is_what_stops_a_teacher_overflow_that_the_gradients_do_not_show(
+        tmp_path, monkeypatch):
+    """A teacher overflowing to +Inf: ND's value and gradient stay finite (the teacher feature only enters as an
+    infinite norm in a denominator: the sample's loss is 1, its gradient 0), so the step's gradients are finite
+    and only the NaN gradient that the verdict adds (``_NonFiniteGrad``) makes the mixed-precision wrapper skip
+    the update."""
+    from mmkd.models.algorithms import base
+    model = nd_algorithm(class_means=dict(num_classes=K, feat_dim=64))  # exact means, filled: no update here
+    model.train()
+    x, samples = batch(n=K)
+    handle = model.teacher.backbone.register_forward_hook(lambda module, inputs, output: overflow(output))
+    # the premise: without the added NaN gradient, everything is finite but the teacher's features
+    monkeypatch.setattr(base._NonFiniteGrad, 'apply', lambda param: param.new_zeros(()))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(x, samples)
+    assert torch.isinf(model.distiller.get_record('feat', False)).any()
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.student.parameters() if p.grad is not None)
+    assert model.nonfinite_skipped_steps == 1
+    monkeypatch.undo()
+    handle.remove()
+
+    poison = PoisonOutput(iters={1}, module='backbone', change=overflow)
+    model = nd_algorithm(class_means=dict(num_classes=K, feat_dim=64))
+    tiny_runner(model, tmp_path, max_iters=3, batch_size=K, hooks=[poison], optim_wrapper=dict(
+        type='mmkd.CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1))).train()
+    assert poison.changed == {0: True, 1: False, 2: True} and model.nonfinite_skipped_steps == 1
+
+
 def test_autocast_enabled_swallows_no_type_error(monkeypatch):
     """torch >= 2.4 takes the device type (mmkd needs 2.6): a TypeError is a real error and propagates; a device
     type this torch build does not know (RuntimeError) is skipped."""
