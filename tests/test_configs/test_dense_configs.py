@@ -116,3 +116,14 @@ def test_rtmdet_teacher_is_mmdets_rtmdet_l():
     with DefaultScope.overwrite_default_scope('mmdet'):
         shapes = [{k: v.shape for k, v in MODELS.build(m).state_dict().items()} for m in (ours, mmdet_l)]
     assert shapes[0] == shapes[1]
+
+
+def test_rtmdet_hooks_build():
+    """mmdet's EMA and pipeline switch at epoch 280 kept, and mmrazor's StopDistillHook at the same epoch."""
+    from mmengine.registry import HOOKS
+    cfg = Config.fromfile(osp.join(REPO, 'configs/rtmdet_l_s_crosskd.py'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
+    names = [type(h).__name__ for h in hooks]
+    assert names == ['EMAHook', 'PipelineSwitchHook', 'StopDistillHook']
+    assert hooks[1].switch_epoch == hooks[2].stop_epoch == 280

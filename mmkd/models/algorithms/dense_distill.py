@@ -99,7 +99,7 @@ class _StudentTaps:
 
 @MODELS.register_module()
 class DenseDistill(TeacherStudentDistill):
-    """Distils a one-stage detector (mmdet ``SingleStageDetector`` with a ``GFLHead``/``LDHead``, ``RetinaHead``,
+    """Distils a one-stage detector (mmdet ``SingleStageDetector`` with a ``GFLHead``, ``RetinaHead``,
     ``ATSSHead``, ``FCOSHead`` or ``RTMDetSepBNHead``; other heads are refused when the algorithm is built).
 
     One training step:
@@ -221,7 +221,7 @@ class DenseDistill(TeacherStudentDistill):
         if ld is not None:
             if kind != 'gfl':
                 raise ValueError(f'LD distils the GFL distribution of box sides; the heads here are {kind} heads. '
-                                 f'Use a GFLHead (or LDHead) student and teacher, or drop `ld`.')
+                                 f'Use a GFLHead student and teacher, or drop `ld`.')
             ld = {**LD_DEFAULTS, **ld}
             self.loss_ld = MMDET_MODELS.build(_mmdet_loss(ld['loss_ld']))
             self.ld_cfg = ld

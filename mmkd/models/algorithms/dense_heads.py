@@ -1,6 +1,6 @@
 """What :class:`~mmkd.models.algorithms.DenseDistill` needs to know of each mmdet 3.3 dense head it supports.
 
-One :class:`DenseHeadAdapter` wraps a head (``GFLHead``/``LDHead``, ``RetinaHead``, ``ATSSHead``, ``FCOSHead``,
+One :class:`DenseHeadAdapter` wraps a head (``GFLHead``, ``RetinaHead``, ``ATSSHead``, ``FCOSHead``,
 ``RTMDetSepBNHead``) and gives, per FPN level: its two conv stacks, its predictions from the last features of those
 stacks (as the head's training-mode ``forward`` computes them), a forward that keeps the intermediate features
 (the teacher's), and the head's label assignment as per-level tensors (:func:`normalise_targets`).
@@ -9,15 +9,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.dense_heads import (ATSSHead, FCOSHead, GFLHead, LDHead, RetinaHead, RTMDetSepBNHead)
+from mmdet.models.dense_heads import ATSSHead, FCOSHead, GFLHead, LDHead, RetinaHead, RTMDetSepBNHead
 from mmdet.models.utils import images_to_levels
 from mmdet.structures.bbox import distance2bbox
 from mmdet.utils import reduce_mean
 from torch import Tensor, nn
 
 #: exact head classes supported, by kind (subclasses may change the conv layout or the assignment: refused)
-HEAD_KINDS = {GFLHead: 'gfl', LDHead: 'gfl', RetinaHead: 'retina', ATSSHead: 'atss', FCOSHead: 'fcos',
-              RTMDetSepBNHead: 'rtmdet'}
+HEAD_KINDS = {GFLHead: 'gfl', RetinaHead: 'retina', ATSSHead: 'atss', FCOSHead: 'fcos', RTMDetSepBNHead: 'rtmdet'}
 
 
 def head_kind(head_cls: type) -> str:
@@ -25,6 +24,10 @@ def head_kind(head_cls: type) -> str:
     any other class."""
     if head_cls in HEAD_KINDS:
         return HEAD_KINDS[head_cls]
+    if head_cls is LDHead:
+        raise ValueError('LDHead computes its loss from a teacher that mmdet\'s KnowledgeDistillationSingleStage'
+                         'Detector passes in, which DenseDistill does not: use a GFLHead (the same network) and '
+                         '`ld=dict()` in the algorithm config.')
     names = ', '.join(sorted({c.__name__ for c in HEAD_KINDS}))
     raise ValueError(f'DenseDistill supports the dense heads {names} of mmdet 3.3 (their conv stacks, predictors '
                      f'and label assignment are known to it); the model\'s bbox_head is {head_cls.__name__}. Use '

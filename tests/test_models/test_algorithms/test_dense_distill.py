@@ -174,6 +174,21 @@ def test_identical_teacher_gives_zero_crosskd_ld_and_icd_and_the_nd_formula():
     torch.testing.assert_close(losses['distill.loss_nd'].detach(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_batch_without_objects_gives_finite_zero_valued_head_losses():
+    model = build(demo_model_cfg('nd', crosskd=dict(), ld=dict()))
+    cm = model.class_means
+    cm.update(torch.rand(K, C) + 0.1, torch.arange(K))
+    model.train()
+    inputs, samples = batch()
+    for s in samples:
+        s.gt_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    losses = model.loss(inputs, samples)
+    for key in ('distill.loss_cls_kd', 'distill.loss_reg_kd', 'distill.loss_ld', 'distill.loss_nd'):
+        assert torch.isfinite(losses[key]), key
+    assert losses['distill.loss_ld'] == 0 and losses['distill.loss_nd'] == 0
+    assert losses['distill.loss_cls_kd'] < 1e3  # normalised by #pos clamped to 1, not by ~0
+
+
 def test_ld_matches_mmdets_ldhead():
     from mmdet.registry import MODELS as MMDET_MODELS
     model = build(demo_model_cfg('ld'))
@@ -251,6 +266,11 @@ def test_build_time_checks_name_the_fix(tmp_path):
     for part in ('architecture', 'teacher'):
         cfg[part]['bbox_head'] = dict(cfg[part]['bbox_head'], type='RetinaSepBNHead', num_ins=5)
     with pytest.raises(ValueError, match='RetinaSepBNHead'):
+        build(cfg)
+    cfg = demo_model_cfg('pkd')
+    for part in ('architecture', 'teacher'):
+        cfg[part]['bbox_head']['type'] = 'LDHead'
+    with pytest.raises(ValueError, match=r'use a GFLHead .* `ld=dict\(\)`'):
         build(cfg)
     with pytest.raises(ValueError, match='LD distils the GFL'):
         build(with_head(demo_model_cfg('pkd', ld=dict()), 'atss'))
