@@ -30,8 +30,9 @@ CONFIG_DIR = osp.join(REPO, 'configs', 'mmrazor')
 RAZOR_DIR = osp.join(osp.dirname(mmrazor.__file__), '.mim', 'configs', 'distill', 'mmdet')
 NAMES = sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 CONVERTED = 'pkd_fpn_faster-rcnn_r101_faster-rcnn_r50_2x_coco'  # the run whose checkpoint is converted
-#: image side: 64 px, but FBKD's connectors max-pool P5 by 2 after P2..P5 were pooled to 2x2 and smaller
-IMG = dict(fbkd_fpn_faster_rcnn=128)
+#: image side: 64 px, but 128 for FBKD (its connectors' max-pooling leaves no pixel of a smaller image) and 96 for
+#: RepPoints (mmcv's deformable convolutions of its X101-DCN teacher refuse a stride-32 map smaller than 3x3)
+IMG = dict(fbkd_fpn_faster_rcnn=128, pkd_fpn_reppoints=96)
 #: the folder of mmdet's model zoo that holds each teacher detector's checkpoints
 ZOO_FOLDERS = dict(FasterRCNN='faster_rcnn', RetinaNet='retinanet', GFL='gfl', FCOS='fcos', MaskRCNN='swin',
                    RepPointsDetector='reppoints')
@@ -56,8 +57,8 @@ def test_config_resolves_to_mmkd_and_mmdet_3(name, train_tool):
     expected = FullTeacherDistill if name.startswith('fbkd') else FpnTeacherDistill
     assert algorithm is expected, cfg.model.type
     teacher_cfg = get_config(cfg.model.teacher.cfg_path)
-    student = cfg.model.architecture
-    get_config(student.cfg_path) if 'cfg_path' in student else None  # mgd: an inline RetinaNet
+    if 'cfg_path' in cfg.model.architecture:  # MGD's student is an inline RetinaNet
+        get_config(cfg.model.architecture.cfg_path)
     assert not cfg.model.teacher.get('pretrained')  # teacher weights: teacher_ckpt alone, checked
     folder = ZOO_FOLDERS[teacher_cfg.model.type]
     assert cfg.model.teacher_ckpt.startswith(f'https://download.openmmlab.com/mmdetection/v2.0/{folder}/'), \
@@ -65,6 +66,42 @@ def test_config_resolves_to_mmkd_and_mmdet_3(name, train_tool):
     cfg.model.teacher_ckpt = None
     with pytest.raises(ValueError, match=f'{expected.__name__}: model.teacher_ckpt is not set'):
         train_tool['refuse_random_teacher'](cfg)
+
+
+# ------------------------------------------------------------------------------------------ mmrazor's losses
+def _r18(cfg_path: str) -> dict:
+    """An mmdet detector config with a ResNet-18 backbone, built from scratch (small and fast)."""
+    model = get_config(cfg_path).model
+    model.backbone.update(depth=18, init_cfg=None)
+    model.neck.in_channels = [64, 128, 256, 512]
+    return dict(**model, _scope_='mmdet')
+
+
+@pytest.mark.parametrize('name,detector,razor_type', [
+    ('cwd_fpn_retina_r101_retina_r50_1x_coco', 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+     'FpnTeacherDistill'),
+    ('fbkd_fpn_faster-rcnn_r101_faster-rcnn_r50_1x_coco', 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+     'SingleTeacherDistill')])
+def test_same_losses_as_mmrazor(name, detector, razor_type):
+    """mmkd's algorithm and mmrazor's, with the same weights and the config's distiller, give the same losses
+    (the teacher's folded BatchNorms: float rounding only)."""
+    from mmdet.testing import demo_mm_inputs
+    distiller = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py')).model.distiller
+    common = dict(_scope_='mmrazor', architecture=_r18(detector), teacher=_r18(detector), distiller=distiller)
+    theirs = MODELS.build(dict(common, type=f'mmrazor.{razor_type}'))
+    ours = MODELS.build(dict(common, type=Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py')).model.type,
+                             allow_random_teacher=True))
+    ours.load_state_dict(theirs.state_dict())  # the teacher's BatchNorms are folded on load
+    ours.train(), theirs.train()
+    batch = ours.data_preprocessor(demo_mm_inputs(2, [(3, 128, 128)] * 2, num_items=[3, 2], num_classes=80), True)
+    losses = []
+    for model in (ours, theirs):
+        torch.manual_seed(1)  # the same RPN / RoI samples and MGD masks
+        losses.append({k: torch.stack(v).detach() if isinstance(v, list) else v.detach()  # RetinaNet: per level
+                       for k, v in model.loss(batch['inputs'], batch['data_samples']).items()})
+    assert losses[0].keys() == losses[1].keys() and any(k.startswith('distill.') for k in losses[0])
+    for key, value in losses[0].items():
+        torch.testing.assert_close(value, losses[1][key], rtol=1e-4, atol=1e-5, msg=key)
 
 
 # ------------------------------------------------------------------------------------------ one training step
