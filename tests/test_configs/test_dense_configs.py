@@ -120,6 +120,20 @@ def test_rtmdet_teacher_is_mmdets_rtmdet_l():
     assert shapes[0] == shapes[1]
 
 
+def test_rtmdet_teacher_collects_class_features():
+    """ClassMeansHook's teacher pass on RTMDet: its own dynamic assignment on its own predictions."""
+    model_cfg = Config.fromfile(osp.join(REPO, 'configs/rtmdet_l_s_pkd.py')).model
+    model_cfg.update(teacher_ckpt=None, allow_random_teacher=True, teacher_fuse_conv_bn=False)
+    _no_pretrained(model_cfg.architecture)
+    _no_pretrained(model_cfg.teacher)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    assert model.class_means_shape() == (80, 256)
+    data = model.data_preprocessor(_data(80), True)
+    feats, labels = model.collect_class_features(data['inputs'], data['data_samples'])
+    assert feats.shape == (len(labels), 256) and len(labels) > 0 and set(labels.tolist()) <= {0, 1}
+
+
 def test_rtmdet_hooks_build():
     """mmdet's EMA and pipeline switch at epoch 280 kept, and mmrazor's StopDistillHook at the same epoch."""
     from mmengine.registry import HOOKS

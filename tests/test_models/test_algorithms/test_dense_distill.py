@@ -119,6 +119,9 @@ def test_crosskd_on_each_head_kind_is_zero_for_an_identical_teacher(kind):
     assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in ('distill.loss_cls_kd', 'distill.loss_reg_kd'))
     (losses['distill.loss_cls_kd'] + losses['distill.loss_reg_kd']).backward()
     assert model.student.bbox_head.cls_convs[0].conv.weight.grad.abs().sum() > 0
+    # the teacher head's own assignment for the class means (ClassMeansHook's pass)
+    feats, labels = model.collect_class_features(*batch())
+    assert feats.shape == (len(labels), C) and len(labels) > 0 and labels.max() < K
 
 
 def test_crosskd_gradient_reaches_the_student_before_k_only_and_the_teacher_stays_frozen():
