@@ -7,6 +7,13 @@ The command line is ``tools/analysis/det_study.py`` (``make demo``: ``tools/anal
     python tools/analysis/det_study.py --rows nd --seeds 0 --eval-on heldout \\
         --variant nd_w2 nd model.distiller.distill_losses.loss_nd.loss_weight=2.0        # tune a weight
 
+``--family gfl`` is the dense study, on the same machinery and data: a GFL R50-FPN teacher and GFL R18-FPN students
+(``configs/demo/gfl_*``, mmkd.DenseDistill, docs/dense.md) alone, with LD, PKD, CWD, FGD, CrossKD, CrossKD + PKD,
+ND-dense and iCD-dense [PROPOSAL] (:data:`DENSE_ROWS`); its runs go to ``work_dirs/dense_study`` and its records
+say ``"study": "dense"``.
+
+    python tools/analysis/det_study.py --family gfl          # the dense study: 9 student rows x 3 seeds
+
 Protocol: the rows and seeds are fixed before any result is seen. The schedule (``configs/demo/``) was chosen on
 the student-alone row only and every row uses it unchanged; a method's own weights may be tuned with
 ``--eval-on heldout`` only (at most 4 values per method, at one seed), which trains on the first ``--num-train``
@@ -69,6 +76,30 @@ STUDY_ROWS = ['baseline', 'kd', 'nd_nokd', 'nd', 'reviewkd', 'reviewkdpp', 'nc',
 DEMO_ROWS = ['baseline', 'kd', 'nd', 'reviewkdpp', 'nc', 'icd']
 STUDENT_ALONE = 'baseline'
 TEACHER_LABEL = 'teacher R50-FPN'
+
+# The dense family (``--family gfl``): a GFL R50-FPN teacher and GFL R18-FPN students (mmkd.DenseDistill), the demo
+# configs of docs/dense.md. Rows and seeds fixed before any result; every method on its own against the student
+# alone, CrossKD + PKD also against CrossKD.
+DENSE_TEACHER = 'gfl_r50_teacher.py'
+DENSE_ROWS = {
+    'baseline': Row('gfl_r18_baseline.py', 'student GFL R18-FPN alone', None),
+    'ld': Row('gfl_r50_r18_ld.py', 'LD', 'baseline'),
+    'pkd': Row('gfl_r50_r18_pkd.py', 'PKD', 'baseline'),
+    'cwd': Row('gfl_r50_r18_cwd.py', 'CWD', 'baseline'),
+    'fgd': Row('gfl_r50_r18_fgd.py', 'FGD', 'baseline'),
+    'crosskd': Row('gfl_r50_r18_crosskd.py', 'CrossKD', 'baseline'),
+    'crosskd_pkd': Row('gfl_r50_r18_crosskd_pkd.py', 'CrossKD + PKD', 'crosskd'),
+    'nd': Row('gfl_r50_r18_nd.py', 'ND-dense [PROPOSAL]', 'baseline'),
+    'icd': Row('gfl_r50_r18_icd.py', 'iCD-dense [PROPOSAL]', 'baseline'),
+}
+DENSE_STUDY_ROWS = list(DENSE_ROWS)
+Family = namedtuple('Family', 'teacher teacher_label rows study_rows demo_rows work_dir study title')
+FAMILIES = {
+    'faster_rcnn': Family(TEACHER, TEACHER_LABEL, ROWS, STUDY_ROWS, DEMO_ROWS, 'work_dirs/det_study', 'det',
+                          'Detection study on synthetic shapes'),
+    'gfl': Family(DENSE_TEACHER, 'teacher GFL R50-FPN', DENSE_ROWS, DENSE_STUDY_ROWS, [], 'work_dirs/dense_study',
+                  'dense', 'Dense detection study (GFL) on synthetic shapes'),
+}
 METRIC = 'coco/bbox_mAP'
 MAX_TUNED_VALUES = 4
 DATA_DEFAULTS = dict(num_train=2000, num_heldout=400, num_val=300, img_size=64, num_classes=4, min_object_size=16,
@@ -79,8 +110,12 @@ _CONFIG_LOCK = threading.Lock()
 
 def parser(defaults: dict = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--rows', nargs='*', default=list(STUDY_ROWS), choices=list(ROWS),
-                   help=f'student rows to run (none: only the teacher; default: {" ".join(STUDY_ROWS)})')
+    p.add_argument('--family', choices=list(FAMILIES), default='faster_rcnn',
+                   help='the detectors: faster_rcnn (Faster R-CNN R50-FPN -> R18-FPN, RoI methods) or gfl (GFL '
+                   'R50-FPN -> R18-FPN, dense methods: ' + ' '.join(DENSE_STUDY_ROWS) + ')')
+    p.add_argument('--rows', nargs='*', default=None, choices=list(dict.fromkeys([*ROWS, *DENSE_ROWS])),
+                   help=f'student rows to run (none: only the teacher; default: {" ".join(STUDY_ROWS)}, with '
+                   f'--family gfl: {" ".join(DENSE_STUDY_ROWS)})')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--variant', nargs='+', action='append', default=[], metavar='NAME ROW KEY=VALUE',
                    help='an extra row NAME: ROW\'s config with these --cfg-options (a tuned weight; repeatable)')
@@ -114,11 +149,14 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
     p.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='passed to every student run (not the teacher)')
+    p.add_argument('--teacher-cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                   help='passed to the teacher run (part of its record key: another teacher, retrained with its '
+                   'students)')
     p.add_argument('--force', action='store_true', help='retrain runs that already finished')
     p.add_argument('--dry-run', action='store_true', help='print the training commands only')
     p.add_argument('--report', action='store_true',
                    help='train nothing: summarise the runs that have finished (an interrupted study) and list the rest')
-    p.set_defaults(default_work_dir='work_dirs/det_study')
+    p.set_defaults(default_work_dir=None)
     if defaults:
         p.set_defaults(**defaults)
     return p
@@ -149,26 +187,35 @@ def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
                 f'{args.img_size} and {args.min_object_size}')
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f'--seeds lists a seed twice: {args.seeds}')
+    fam = args.family_spec = FAMILIES[args.family]
+    rows = fam.rows
+    if args.rows is None:
+        args.rows = list(fam.study_rows)
     args.rows = list(dict.fromkeys(args.rows))
+    other = [r for r in args.rows if r not in rows]
+    if other:
+        p.error(f'--rows {" ".join(other)}: not a row of --family {args.family} (its rows: {" ".join(rows)})')
+    if args.default_work_dir is None:
+        args.default_work_dir = fam.work_dir
     args.variants = {}
     for name, *rest in args.variant:
-        if len(rest) < 2 or rest[0] not in ROWS or any('=' not in opt for opt in rest[1:]):
+        if len(rest) < 2 or rest[0] not in rows or any('=' not in opt for opt in rest[1:]):
             p.error(f'--variant {name} {" ".join(rest)}: expected NAME ROW KEY=VALUE [KEY=VALUE ...] with ROW in '
-                    f'{list(ROWS)}')
-        if name in ROWS or name in args.variants or name == 'teacher' or '/' in name:
+                    f'{list(rows)}')
+        if name in rows or name in args.variants or name == 'teacher' or '/' in name:
             p.error(f'--variant {name}: the name is taken (or has a "/"); choose another')
         args.variants[name] = (rest[0], rest[1:])
     if args.eval_on == 'heldout':
         if args.variants and len(args.seeds) > 1:
             p.error(f'--variant with --eval-on heldout tunes a weight, at one seed (the protocol); got --seeds '
                     f'{" ".join(map(str, args.seeds))}: pass one')
-        for row in ROWS:
+        for row in rows:
             tuned = [n for n, (r, _) in args.variants.items() if r == row]
             if len(tuned) > MAX_TUNED_VALUES:
                 p.error(f'{len(tuned)} variants of {row} ({", ".join(tuned)}): the protocol tunes at most '
                         f'{MAX_TUNED_VALUES} values per method; drop some')
-    missing = sorted({ROWS[r].config for r in args.rows + [r for r, _ in args.variants.values()]
-                      if not osp.isfile(osp.join(REPO, CONFIG_DIR, ROWS[r].config))})
+    missing = sorted({rows[r].config for r in args.rows + [r for r, _ in args.variants.values()]
+                      if not osp.isfile(osp.join(REPO, CONFIG_DIR, rows[r].config))})
     if missing:
         p.error(f'the config(s) {", ".join(missing)} of the rows asked for are not in {CONFIG_DIR}; '
                 'choose other --rows')
@@ -192,10 +239,11 @@ def all_rows(args) -> List[str]:
 
 def row_spec(args, name: str) -> tuple:
     """``(config, label, base, extra --cfg-options)`` of a row or a variant (which keeps its row's base)."""
-    if name in ROWS:
-        return (*ROWS[name], [])
+    rows = args.family_spec.rows
+    if name in rows:
+        return (*rows[name], [])
     row, opts = args.variants[name]
-    config, label, base = ROWS[row]
+    config, label, base = rows[row]
     return config, f'{label}, tuned: {" ".join(opts)}', base, list(opts)
 
 
@@ -404,17 +452,20 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
     """The teacher (if a row needs it) and every (row, seed), seed by seed so that an interrupted study has every
     row at its first seeds."""
     names = classes(args)
+    fam = args.family_spec
+    alone_config = fam.rows[STUDENT_ALONE].config
     common = ['randomness.deterministic=True'] if args.deterministic else []
     out = []
-    t_config = f'{CONFIG_DIR}/{TEACHER}'
+    t_config = f'{CONFIG_DIR}/{fam.teacher}'
     rows = all_rows(args)
-    need_teacher = not rows or any(row_spec(args, r)[0] != ROWS[STUDENT_ALONE].config for r in rows)
+    need_teacher = not rows or any(row_spec(args, r)[0] != alone_config for r in rows)
     teacher_key = t_ckpt = None
     if need_teacher:
         iters = args.teacher_iters or load_config(t_config).train_cfg.max_iters
         t_ckpt = osp.join(args.teacher_dir, f'iter_{iters}.pth')
         opts = (data['val'] + class_options(t_config, names, args.img_size) +
-                schedule_options(t_config, args.teacher_iters) + common + ['randomness.seed=0'])
+                schedule_options(t_config, args.teacher_iters) + list(args.teacher_cfg_options) + common +
+                ['randomness.seed=0'])
         cmd = [sys.executable, 'tools/train.py', t_config]
         if args.teacher_procs > 1:  # what tools/dist_train.sh runs; --standalone: a free port of its own
             cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
@@ -423,13 +474,13 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
         teacher_key = dict(cmd=cmd[1:], data=digest)
         out.append(Job('teacher', 0, cmd, args.teacher_dir, teacher_key,
                        collect=lambda wd, ckpt=t_ckpt: collect(wd, ckpt), slots=args.teacher_procs,
-                       info=dict(study='det', label=TEACHER_LABEL, config=t_config)))
+                       info=dict(study=fam.study, label=fam.teacher_label, config=t_config)))
     order = sorted(((row, seed) for row in rows for seed in args.seeds),
                    key=lambda rs: (args.seeds.index(rs[1]), rows.index(rs[0])))
     for row, seed in order:
         config, label, _, extra = row_spec(args, row)
         config = f'{CONFIG_DIR}/{config}'
-        distilled = config != f'{CONFIG_DIR}/{ROWS[STUDENT_ALONE].config}'
+        distilled = config != f'{CONFIG_DIR}/{alone_config}'
         work_dir = osp.join(args.work_dir, row, f'seed{seed}')
         opts = (data[args.eval_on] + class_options(config, names, args.img_size) +
                 schedule_options(config, args.student_iters) + list(args.cfg_options) + extra + common +
@@ -437,7 +488,7 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
         cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts]
         key = dict(cmd=cmd[1:], data=digest, teacher=teacher_key if distilled else None)
         out.append(Job(row, seed, cmd, work_dir, key, collect=collect, needs=('teacher', 0) if distilled else None,
-                       info=dict(study='det', label=label, config=config)))
+                       info=dict(study=fam.study, label=label, config=config)))
     return out
 
 
@@ -453,10 +504,12 @@ def seed_metrics(rows: Dict[str, List[dict]]) -> Dict[str, Dict[int, float]]:
 
 
 def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[int],
-          failures: Sequence[dict] = (), labels: Dict[str, str] = None, bases: Dict[str, str] = None) -> str:
+          failures: Sequence[dict] = (), labels: Dict[str, str] = None, bases: Dict[str, str] = None,
+          teacher_label: str = TEACHER_LABEL) -> str:
     """The study's table: per row every seed (``missing`` / ``FAILED`` where a seed has no result), n, mean ±
     sample std, the paired Δ against the student alone and against the row's base (default: :data:`ROWS`),
-    mAP50, the last-quarter change and the time per run; then the failed runs with their logs."""
+    mAP50, the last-quarter change and the time per run; then the failed runs with their logs. The student alone
+    is the row :data:`STUDENT_ALONE` of every family."""
     labels = labels or {r: spec.label for r, spec in ROWS.items()}
     bases = bases or {r: spec.base for r, spec in ROWS.items()}
     f3 = format_value
@@ -466,11 +519,11 @@ def table(teacher: Optional[dict], rows: Dict[str, List[dict]], seeds: Sequence[
             '| Δ vs base (paired) | mAP50 | last-quarter Δ | s / run |')
     lines = [head, '|' + '---|' * (len(seeds) + 8)]  # row, the seeds and 7 more columns
     if teacher is not None:
-        lines.append(f'| {TEACHER_LABEL} (seed 0) | {f3(teacher["metric"])} |' + ' |' * (len(seeds) - 1) +
+        lines.append(f'| {teacher_label} (seed 0) | {f3(teacher["metric"])} |' + ' |' * (len(seeds) - 1) +
                      f' 1 | {f3(teacher["metric"])} | | | {f3(teacher["metrics"].get("coco/bbox_mAP_50"))} | '
                      f'{f3(last_quarter_change([teacher]))} | {teacher["seconds"]:.0f} |')
     elif ('teacher', 0) in failed:
-        lines.append(f'| {TEACHER_LABEL} (seed 0) | FAILED |' + ' |' * (len(seeds) + 6))
+        lines.append(f'| {teacher_label} (seed 0) | FAILED |' + ' |' * (len(seeds) + 6))
     names = list(rows) + [f['method'] for f in failures if f['method'] not in rows and f['method'] != 'teacher']
     for row in dict.fromkeys(names):
         records = rows.get(row, [])
@@ -560,8 +613,11 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
     command = shlex.join(['python', script or 'tools/analysis/det_study.py', *args.argv])
     split = 'held-out training images' if args.eval_on == 'heldout' else 'validation images'
     total = time.perf_counter() - start
-    ranks = ranking(rows, args.seeds, labels, {"the demo's rows (make demo: seed 0)": DEMO_ROWS})
-    text = (f'# Detection study on synthetic shapes\n\n{table(teacher, rows, args.seeds, failures, labels, bases)}\n\n'
+    fam = args.family_spec
+    ranks = ranking(rows, args.seeds, labels,
+                    {"the demo's rows (make demo: seed 0)": fam.demo_rows} if fam.demo_rows else None)
+    text = (f'# {fam.title}\n\n'
+            f'{table(teacher, rows, args.seeds, failures, labels, bases, fam.teacher_label)}\n\n'
             f'COCO bbox mAP on the {args.num_heldout if args.eval_on == "heldout" else args.num_val} {split} '
             f'({args.img_size}x{args.img_size}, {args.num_classes} shape classes {", ".join(classes(args))}, '
             f'{args.num_train} training images, data seed {args.data_seed}); std: sample standard deviation over '
