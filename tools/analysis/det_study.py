@@ -2,6 +2,7 @@
 :mod:`mmkd.analysis.det_study`; ``--help`` tells the protocol and the options.
 
     python tools/analysis/det_study.py                                   # the study
+    python tools/analysis/det_study.py --family gfl                      # the dense (GFL) study
     python tools/analysis/det_study.py --rows nd --seeds 0 --eval-on heldout \\
         --variant nd_w2 nd model.distiller.distill_losses.loss_nd.loss_weight=2.0   # tune a weight (own folder)
 """
