@@ -20,9 +20,11 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.hub import get_config
 from mmengine.runner import Runner
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmkd.datasets.synthetic import generate_coco_detection
 from mmkd.models.algorithms import FpnTeacherDistill, FullTeacherDistill
+from mmkd.models.utils.preprocessing import compare_preprocessing, model_preprocessor
 from mmkd.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -30,6 +32,9 @@ CONFIG_DIR = osp.join(REPO, 'configs', 'mmrazor')
 RAZOR_DIR = osp.join(osp.dirname(mmrazor.__file__), '.mim', 'configs', 'distill', 'mmdet')
 NAMES = sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 CONVERTED = 'pkd_fpn_faster-rcnn_r101_faster-rcnn_r50_2x_coco'  # the run whose checkpoint is converted
+#: the run whose teacher keeps the default teacher_fuse_conv_bn=True (R101); the others keep their BatchNorms, which
+#: saves the two traced teacher passes of the folding (the losses differ by float rounding only)
+FUSED = (CONVERTED, )
 #: image side: 64 px, but 128 for FBKD (its connectors' max-pooling leaves no pixel of a smaller image) and 96 for
 #: RepPoints (mmcv's deformable convolutions of its X101-DCN teacher refuse a stride-32 map smaller than 3x3)
 IMG = dict(fbkd_fpn_faster_rcnn=128, pkd_fpn_reppoints=96)
@@ -50,8 +55,9 @@ def train_tool() -> dict:
 
 @pytest.mark.parametrize('name', NAMES)
 def test_config_resolves_to_mmkd_and_mmdet_3(name, train_tool):
-    """The algorithm is mmkd's, both models name mmdet 3.x configs, and the teacher checkpoint is the teacher's
-    own (a URL of mmdet's model zoo for the teacher's detector); without it tools/train.py refuses the run."""
+    """The algorithm is mmkd's, both models name mmdet 3.x configs with the same input normalisation, and the
+    teacher checkpoint is the teacher's own (a URL of mmdet's model zoo for the teacher's detector); without it
+    tools/train.py refuses the run."""
     cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
     algorithm = MODELS.get(cfg.model.type)
     expected = FullTeacherDistill if name.startswith('fbkd') else FpnTeacherDistill
@@ -59,6 +65,8 @@ def test_config_resolves_to_mmkd_and_mmdet_3(name, train_tool):
     teacher_cfg = get_config(cfg.model.teacher.cfg_path)
     if 'cfg_path' in cfg.model.architecture:  # MGD's student is an inline RetinaNet
         get_config(cfg.model.architecture.cfg_path)
+    # the teacher is fed the student's batch unchanged: same mean, std and channel order
+    assert compare_preprocessing(model_preprocessor(cfg.model), model_preprocessor(cfg.model.teacher)) == []
     assert not cfg.model.teacher.get('pretrained')  # teacher weights: teacher_ckpt alone, checked
     folder = ZOO_FOLDERS[teacher_cfg.model.type]
     assert cfg.model.teacher_ckpt.startswith(f'https://download.openmmlab.com/mmdetection/v2.0/{folder}/'), \
@@ -93,7 +101,7 @@ def test_same_losses_as_mmrazor(name, detector, razor_type):
                              allow_random_teacher=True))
     ours.load_state_dict(theirs.state_dict())  # the teacher's BatchNorms are folded on load
     ours.train(), theirs.train()
-    batch = ours.data_preprocessor(demo_mm_inputs(2, [(3, 128, 128)] * 2, num_items=[3, 2], num_classes=80), True)
+    batch = ours.data_preprocessor(demo_mm_inputs(1, [(3, 128, 128)], num_items=[3], num_classes=80), True)
     losses = []
     for model in (ours, theirs):
         torch.manual_seed(1)  # the same RPN / RoI samples and MGD masks
@@ -124,15 +132,18 @@ def _metafiles_read_once():
         yield
 
 
-def tiny(name: str, coco: dict, work_dir: str, checkpoint: bool = False, validate: bool = False) -> Config:
+def tiny(name: str, coco: dict, work_dir: str, checkpoint: bool = False, validate: bool = False,
+         fuse: bool = False) -> Config:
     """The config on the generated images (64x64, one step of 2 images), with a random teacher and no
     pretrained download (the models are built from their mmdet configs as they are); ``validate``: evaluate
-    student and teacher after the step (mmrazor's ``SingleTeacherDistillValLoop``)."""
+    student and teacher after the step (mmrazor's ``SingleTeacherDistillValLoop``); ``fuse``: the teacher's
+    BatchNorms folded (``teacher_fuse_conv_bn``, as the config has it), else kept."""
     cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'), format_python_code=False)
     size = next((px for prefix, px in IMG.items() if name.replace('-', '_').startswith(prefix)), 64)
     cfg.work_dir = work_dir
     cfg.model.teacher_ckpt = None
     cfg.model.allow_random_teacher = True
+    cfg.model.teacher_fuse_conv_bn = fuse and cfg.model.get('teacher_fuse_conv_bn', True)
     for role in ('architecture', 'teacher'):
         if 'cfg_path' in cfg.model[role]:
             cfg.model[role].pretrained = False
@@ -192,7 +203,7 @@ def train_one_step(coco, tmp_path_factory):
         if name not in done:
             work_dir = str(tmp_path_factory.mktemp(name.replace('-', '_')))
             runner = build_runner(tiny(name, coco, work_dir, checkpoint=name == CONVERTED,
-                                       validate=name == CONVERTED))
+                                       validate=name == CONVERTED, fuse=name in FUSED))
             snapshot = SnapshotHook()
             runner.register_hook(snapshot)
             runner.train()
@@ -205,6 +216,7 @@ def train_one_step(coco, tmp_path_factory):
                 student_changed=snapshot.changed(model.student, snapshot.student),
                 teacher_changed=snapshot.changed(model.teacher, snapshot.teacher),
                 teacher_training=[n for n, m in model.teacher.named_modules() if m.training],
+                backbone_batchnorms=sum(isinstance(m, _BatchNorm) for m in model.teacher.backbone.modules()),
                 distill_losses=sorted(model.distiller.distill_losses))
             del runner, model, snapshot
         return done[name]
@@ -223,6 +235,8 @@ def test_config_trains_one_step(name, train_one_step):
     assert sum(distill.values()) > 0, distill
     assert run['student_changed'] > 0 and run['teacher_changed'] == 0
     assert run['teacher_training'] == []  # the whole teacher in eval mode (mmrazor: its BatchNorms only)
+    if name in FUSED:  # every BatchNorm of the ResNet backbone folded into its convolution
+        assert run['backbone_batchnorms'] == 0
     if name == CONVERTED:  # SingleTeacherDistillValLoop: the student predicts the validation image, then the teacher
         assert len(run['val_detections']) == 2, run['val_detections']
     if name.endswith('_visualization'):  # RazorVisualizationHook: student P3-P6 before training and after epoch 1
@@ -247,7 +261,7 @@ def test_converted_checkpoint_is_a_plain_mmdet_checkpoint(train_one_step, tmp_pa
 # ------------------------------------------------------------------------------------------ refusals
 def test_train_tool_refuses_a_teacher_checkpoint_that_does_not_fit(tmp_path):
     """mmrazor's RetinaNet CWD config loaded its base's Faster R-CNN R101 checkpoint into the RetinaNet teacher
-    with a warning (backbone and neck replaced, head left as it was); ``tools/train.py`` refuses that checkpoint
+    with a warning (backbone and FPN weights of matching shape replaced); ``tools/train.py`` refuses that checkpoint
     before building anything else. (A stand-in of its layout: every tensor a broadcast zero, a few bytes.)"""
     teacher_cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py')
     with torch.device('meta'):
