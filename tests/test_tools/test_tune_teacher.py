@@ -25,3 +25,18 @@ def test_table_by_hand():
     assert lines[0].startswith('| schedule |') and lines[1] == '|---|---|---|---|'
     # the last quarter of 3000 iterations: from the validation at 2250 (0.6) to the last (0.65)
     assert lines[2] == '| teacher_3000 | 0.200, 0.500, 0.600, 0.650 | 0.050 | 748 |'
+
+
+def test_the_table_holds_every_teacher_run_of_the_log(tmp_path):
+    """results.md lists every teacher run in results.jsonl (several calls, e.g. another --tag, share the folder);
+    lines that are not a teacher run's record are left out; no runs: nothing written."""
+    import json
+    runs = [dict(method='teacher_1500', history=[{'step': 1500, 'coco/bbox_mAP': 0.4}], seconds=10.0),
+            dict(method='baseline', history=[{'step': 100, 'coco/bbox_mAP': 0.1}], seconds=1.0),
+            dict(method='teacher_1500_lr4e-3', history=[{'step': 1500, 'coco/bbox_mAP': 0.5}], seconds=12.0)]
+    (tmp_path / 'results.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in runs))
+    lines = tune_teacher.write_table(str(tmp_path / 'results.jsonl'), str(tmp_path / 'results.md'))
+    assert [line.split('|')[1].strip() for line in lines[2:]] == ['teacher_1500', 'teacher_1500_lr4e-3']
+    assert (tmp_path / 'results.md').read_text() == '\n'.join(lines) + '\n'
+    assert tune_teacher.write_table(str(tmp_path / 'none.jsonl'), str(tmp_path / 'none.md')) == []
+    assert not (tmp_path / 'none.md').exists()

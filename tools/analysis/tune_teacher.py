@@ -16,6 +16,7 @@ data); ``--out`` defaults to that study's ``teacher_tuning/`` log folder (``--fa
 not trained again, so an interrupted tuning resumes.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import shlex
@@ -62,9 +63,26 @@ def table(records: Sequence[dict]) -> List[str]:
     return lines
 
 
+def write_table(results: str, out: str) -> List[str]:
+    """:func:`table` of every teacher run in ``results`` (all the calls' schedules and settings, in their order),
+    written to ``out``; nothing written if ``results`` has none."""
+    if not osp.isfile(results):
+        return []
+    with open(results) as f:
+        runs = [json.loads(line) for line in f if line.strip()]
+    runs = [r for r in runs if str(r.get('method', '')).startswith('teacher_') and r.get('history')]
+    if not runs:
+        return []
+    lines = table(runs)
+    with open(out, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return lines
+
+
 def main(argv=None) -> List[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('iters', nargs='+', type=int, help='teacher schedules (iterations) to train and evaluate')
+    p.add_argument('iters', nargs='*', type=int, help='teacher schedules (iterations) to train and evaluate (none: '
+                   'only rewrite results.md from results.jsonl)')
     p.add_argument('--family', choices=list(FAMILY_DEFAULTS), default='faster_rcnn', help='det_study\'s family')
     p.add_argument('--data', help=f'det_study data / run options, one string (default: {DEFAULT_DATA!r}, with '
                    '--family gfl: none)')
@@ -79,7 +97,9 @@ def main(argv=None) -> List[dict]:
     args.work_root = args.work_root or work_root
     args.out = args.out or out
     os.makedirs(args.out, exist_ok=True)
+    results = osp.join(args.out, 'results.jsonl')
     records = []
+    lines = write_table(results, osp.join(args.out, 'results.md'))
     for iters in args.iters:
         sargs = study_args(iters, shlex.split(args.data), args.work_root, args.family, args.tag)
         job = teacher_job(sargs, det_study.prepare_data(sargs), args.tag)
@@ -88,10 +108,8 @@ def main(argv=None) -> List[dict]:
             raise SystemExit(f'teacher_{iters}: {failures[0]["error"]}')
         records.append(runs[job.id])
         # written after each schedule, so that the log holds what has finished
-        rewrite_results(osp.join(args.out, 'results.jsonl'), records)
-        lines = table(records)
-        with open(osp.join(args.out, 'results.md'), 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+        rewrite_results(results, records)
+        lines = write_table(results, osp.join(args.out, 'results.md'))
     print('\n'.join(lines))
     return records
 
