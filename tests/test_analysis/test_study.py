@@ -323,9 +323,9 @@ def test_runner_records_carry_their_time_and_a_report_of_an_older_copy_does_not_
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(REPO, 'tools', 'analysis', 'logs', '**', 'results.jsonl'),
                                                recursive=True)), ids=lambda p: osp.relpath(p, REPO))
 def test_the_committed_results_files_read_back_unchanged(tmp_path, path):
-    """The studies' committed results.jsonl (records without a time, each run once): rewriting one with no
-    records, or with its own records read again (a --report of the same runs), leaves it as it was; a new record
-    of one of its runs (it has a time) replaces that run's record, listed as this call's."""
+    """The studies' committed results.jsonl (each run once, with or without a time): rewriting one with no
+    records, or with its own records read again (a --report of the same runs), leaves it as it was; a newer record
+    of one of its runs replaces that run's record, listed as this call's."""
     copy = tmp_path / 'results.jsonl'
     shutil.copy(path, copy)
     original = copy.read_text()
@@ -335,6 +335,7 @@ def test_the_committed_results_files_read_back_unchanged(tmp_path, path):
     assert copy.read_text() == original
     assert rewrite_results(str(copy), records) == 0
     assert copy.read_text() == original
-    rerun = dict(records[0], metric=-1.0, **{FINISHED: '2026-12-07T12:00:00+00:00'})
+    later = max([r[FINISHED] for r in records if r.get(FINISHED)], default='2026-01-01T00:00:00+00:00')
+    rerun = dict(records[0], metric=-1.0, **{FINISHED: later.replace(later[:4], str(int(later[:4]) + 1), 1)})
     assert rewrite_results(str(copy), [rerun]) == len(records) - 1
     assert _read(copy) == [*records[1:], rerun]
