@@ -1,6 +1,6 @@
 # mmkd: the single entry point (see README).
 #   make install   create/update .venv (torch, mmcv 2.1.0 built with ops, mmengine, mmdet, mmrazor, mmkd -e)
-#   make test      install + test requirements, then the whole test suite
+#   make test      install + test requirements, then the lint check (ruff.toml) and the whole test suite
 #   make demo      install, then the end-to-end demo
 #   FORCE_CUDA=1 make install   the same with mmcv's CUDA ops (opt-in; see docs/installation.md)
 #   make gpu-check  on a GPU machine: tools/misc/gpu_check.sh run (results in $OUT or gpu_check_results/)
@@ -13,6 +13,7 @@ install:
 
 test:
 	bash tools/misc/install.sh requirements/tests.txt
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest tests -q
 
 demo: install

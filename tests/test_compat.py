@@ -356,7 +356,8 @@ def test_setup_and_requirements_declare_the_same_torch_floor_and_a_python_numba_
     # setup.py installs runtime.txt and asks for a Python that numba (runtime.txt) supports
     with open(os.path.join(REPO, 'setup.py')) as f:
         tree = ast.parse(f.read())
-    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
+    call = next(node for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
     kwargs = {k.arg: k.value for k in call.keywords}
     assert ast.unparse(kwargs['install_requires']) == "requirements('runtime.txt')"
     python = SpecifierSet(ast.literal_eval(kwargs['python_requires']))

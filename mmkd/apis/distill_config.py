@@ -341,11 +341,11 @@ def check_pair(teacher: dict, student: dict, fed: Any, kind: str, method: Method
             raise DistillConfigError(
                 f'The teacher was trained with {describe_preprocessing(t_pp)} ({where}), the student normalises '
                 f'its inputs with {describe_preprocessing(fed)} ({names[1]}): ' + '; '.join(diffs) + '. The '
-                f'algorithm feeds the teacher the student\'s batch, so it would see inputs it was never trained on. '
-                f'Fix: pass --teacher-preprocessing convert (the teacher gets its own normalisation of the same '
-                f'pixels, an exact per-channel affine map; written into the config as teacher_preprocessing), or give '
-                f'the student config the teacher\'s data_preprocessor mean, std and bgr_to_rgb; '
-                f'--teacher-preprocessing ignore feeds the teacher the student\'s inputs anyway.')
+                'algorithm feeds the teacher the student\'s batch, so it would see inputs it was never trained on. '
+                'Fix: pass --teacher-preprocessing convert (the teacher gets its own normalisation of the same '
+                'pixels, an exact per-channel affine map; written into the config as teacher_preprocessing), or give '
+                'the student config the teacher\'s data_preprocessor mean, std and bgr_to_rgb; '
+                '--teacher-preprocessing ignore feeds the teacher the student\'s inputs anyway.')
     t_w, s_w = _feat_width(teacher, kind), _feat_width(student, kind)
     if needs['student_feat'] and t_w != s_w:
         where = 'roi_head.bbox_head.fc_out_channels' if kind == 'two-stage' else 'bbox_head.feat_channels'

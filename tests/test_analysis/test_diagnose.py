@@ -53,7 +53,8 @@ def test_gradient_verdict_bounds():
 
 
 def test_preprocessing_differences():
-    a = diagnose.preprocessing_summary(dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True))
+    a = diagnose.preprocessing_summary(
+        dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True))
     assert diagnose.preprocessing_differences(a, a) == []
     b = diagnose.preprocessing_summary(dict(mean=[0, 0, 0], std=[255, 255, 255], bgr_to_rgb=False))
     diffs = diagnose.preprocessing_differences(a, b)

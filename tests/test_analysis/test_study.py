@@ -12,8 +12,19 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mmkd.analysis.study import (FINISHED, REPO, Job, StudyRunner, format_delta, kendall_tau, paired_delta,
-                                 rank_agreement, record_time, rewrite_results, seed_summary)
+from mmkd.analysis.study import (
+    FINISHED,
+    REPO,
+    Job,
+    StudyRunner,
+    format_delta,
+    kendall_tau,
+    paired_delta,
+    rank_agreement,
+    record_time,
+    rewrite_results,
+    seed_summary,
+)
 
 
 def test_paired_delta_by_hand():
@@ -270,7 +281,7 @@ def test_rewrite_results_from_two_writers_at_once_keeps_the_file_whole_and_every
     fixed ``results.jsonl.tmp`` was: one writer's rename took the other's half-written file, or failed), a reader
     always finds whole JSON lines, and each writer's records are all there at the end (they take turns)."""
     path = tmp_path / 'results.jsonl'
-    errors, done = [], threading.Event()
+    errors = []
 
     def writer(method):
         try:

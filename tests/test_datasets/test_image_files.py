@@ -118,7 +118,7 @@ def test_missing_or_empty_detection_images_stop_the_build(coco_copy, split, faul
         DATASETS.build(demo_dataset_cfg(coco_copy, split))
     msg = str(err.value)
     ann_file = osp.join(coco_copy, 'annotations', f'instances_{split}.json')
-    assert f'1 of the ' in msg and path in msg and ('missing' if fault == 'missing' else 'empty (0 bytes)') in msg
+    assert '1 of the ' in msg and path in msg and ('missing' if fault == 'missing' else 'empty (0 bytes)') in msg
     assert f'entry 1 (0-based) of "images" in {ann_file} (image id {img_id})' in msg
     assert 'Restore the file' in msg and 'generate_synthetic_data.py det' in msg  # the config's own hint
     assert 'check_image_files=False' in msg
@@ -141,7 +141,7 @@ def test_unreadable_detection_image_stops_at_the_step_that_reads_it(coco_copy, f
         dataset[idx]
     msg = str(err.value)
     assert f'cannot read image {path}: {FAULTS[fault][1]}' in msg
-    assert f'entry 2 (0-based) of "images" in' in msg and f'image id {img_id}' in msg and f'sample {idx}' in msg
+    assert 'entry 2 (0-based) of "images" in' in msg and f'image id {img_id}' in msg and f'sample {idx}' in msg
     assert 'Restore the file' in msg
 
 

@@ -2,8 +2,8 @@
 
 mmengine's ``AmpOptimWrapper`` refuses to be built without a GPU; on the CPU ``--amp`` selects
 ``mmkd.CPUAmpOptimWrapper`` (bfloat16 autocast, no loss scaling). A hook records, from inside the runner, the
-dtype the backbone's first convolution, the RoI extractor and the box classifier produced, whether autocast was on, the losses and
-the optimizer wrapper, so the test sees that mixed precision really ran and stayed finite.
+dtype the backbone's first convolution, the RoI extractor and the box classifier produced, whether autocast was on,
+the losses and the optimizer wrapper, so the test sees that mixed precision really ran and stayed finite.
 """
 import json
 import math

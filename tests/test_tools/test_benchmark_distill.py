@@ -111,7 +111,8 @@ def test_amp_train_step_runs_under_autocast_through_the_amp_wrapper():
     import importlib.util
 
     import torch
-    spec = importlib.util.spec_from_file_location('benchmark_distill', osp.join(REPO, 'tools/analysis/benchmark_distill.py'))
+    spec = importlib.util.spec_from_file_location('benchmark_distill',
+                                                  osp.join(REPO, 'tools/analysis/benchmark_distill.py'))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 

@@ -38,7 +38,8 @@ def test_the_dense_rows_and_seeds_are_fixed_and_the_faster_rcnn_study_is_unchang
     assert args.teacher_dir == str(tmp_path / 'work_dirs' / 'dense_study' / 'teacher')
     assert args.data_root == str(tmp_path / 'data' / 'synthetic_coco')  # the Faster R-CNN study's data
     tuning = det_study.parse_args(['--family', 'gfl', '--rows', 'baseline', '--eval-on', 'heldout'])
-    assert tuning.work_dir == str(tmp_path / 'work_dirs' / 'dense_study_heldout') and tuning.teacher_dir == args.teacher_dir
+    assert tuning.work_dir == str(tmp_path / 'work_dirs' / 'dense_study_heldout')
+    assert tuning.teacher_dir == args.teacher_dir
     # every method against the student alone; CrossKD + PKD also against CrossKD, the row it adds to
     assert {r: det_study.row_spec(args, r)[2] for r in DENSE} == dict(
         {r: 'baseline' for r in DENSE[1:]}, baseline=None, crosskd_pkd='crosskd')

@@ -67,7 +67,8 @@ def test_install_leaves_a_prebuilt_mmcv_wheel_to_install_sh(tmp_path):
     """The wheelhouse may hold an mmcv CUDA wheel built elsewhere (gpu_check.sh prepare --mmcv-wheel);
     install.sh installs it only if it was built for this machine's torch, CUDA and architectures, so the first
     pip install must not take it blindly."""
-    for name in ('mmdet-3.3.0-py3-none-any.whl', 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl', 'yapf-0.43.0-py3-none-any.whl'):
+    for name in ('mmdet-3.3.0-py3-none-any.whl', 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl',
+                 'yapf-0.43.0-py3-none-any.whl'):
         (tmp_path / name).write_text('')
     proc = _run('install', '--wheelhouse', str(tmp_path), '--python', 'py3', '--dry-run')
     first = next(line for line in proc.stdout.splitlines() if line.startswith('+ py3 -m pip install'))

@@ -25,8 +25,8 @@ def det_run(method: str, seed: int, metric: float, teacher: bool = True) -> dict
     history = []
     for step in (10, 20):
         # the teacher as an iteration-based run logged by epoch: every validation at step 0 (drawn by number)
-        entry = {'step': 0 if method == 'teacher' else step, 'coco/bbox_mAP': metric * step / 20, 'nc/student_nc1': 5.0 / step + seed,
-                 'nc/student_nc2': 0.5, 'nc/student_nc3': 0.7}
+        entry = {'step': 0 if method == 'teacher' else step, 'coco/bbox_mAP': metric * step / 20,
+                 'nc/student_nc1': 5.0 / step + seed, 'nc/student_nc2': 0.5, 'nc/student_nc3': 0.7}
         if teacher and method != 'baseline':
             entry.update({'nc/teacher_nc1': 0.3, 'nc/teacher_nc2': 0.2, 'nc/teacher_nc3': 0.4,
                           'distill/top1_agreement': 0.8})

@@ -2,7 +2,7 @@
 
     python tools/analysis/roi_align_bitwise.py save CHECKOUT_A a.pt     # that checkout's mmkd, not the installed one
     python tools/analysis/roi_align_bitwise.py save CHECKOUT_B b.pt
-    python tools/analysis/roi_align_bitwise.py compare a.pt b.pt        # one True/False per tensor; exit 1 if any differ
+    python tools/analysis/roi_align_bitwise.py compare a.pt b.pt      # one True/False per tensor; exit 1 if any differ
 
 The cases (random features and RoIs, seed 0): a demo step's P2 (8 x 64 x 16 x 16, 256 RoIs), a coarser level
 (8 x 64 x 8 x 8, 100 RoIs) and a 1333x800 image's P4 (8 x 256 x 50 x 84, 512 RoIs); for each, the output and the

@@ -59,7 +59,8 @@ def largest_grad_difference(a: torch.nn.Module, b: torch.nn.Module) -> Tuple[flo
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data-root', default='data/synthetic_coco/', help='the demo\'s generated data (make demo makes it)')
+    p.add_argument('--data-root', default='data/synthetic_coco/',
+                   help='the demo\'s generated data (make demo makes it)')
     p.add_argument('--batch-size', type=int, default=8, help='training images in the step (the demo trains with 8)')
     args = p.parse_args(argv)
     init_default_scope('mmdet')

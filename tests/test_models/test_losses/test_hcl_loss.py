@@ -31,11 +31,11 @@ def authors_hcl(fstudent, fteacher):
         loss = F.mse_loss(fs, ft, reduction='mean')
         cnt = 1.0
         tot = 1.0
-        for l in [4, 2, 1]:
-            if l >= h:
+        for size in [4, 2, 1]:
+            if size >= h:
                 continue
-            tmpfs = F.adaptive_avg_pool2d(fs, (l, l))
-            tmpft = F.adaptive_avg_pool2d(ft, (l, l))
+            tmpfs = F.adaptive_avg_pool2d(fs, (size, size))
+            tmpft = F.adaptive_avg_pool2d(ft, (size, size))
             cnt /= 2.0
             loss += F.mse_loss(tmpfs, tmpft, reduction='mean') * cnt
             tot += cnt
