@@ -7,7 +7,7 @@ NC + KD and iCD; DKD for DKD++). The command line is ``tools/analysis/cls_study.
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \\
         [--work-dir work_dirs/cls_study] [--num-train 10000] [--num-heldout 2000] [--num-test 5000] [--epochs E] \\
         [--teacher-epochs E] [--validations 4] [--threads 2] [--jobs 1] [--variant NAME METHOD KEY=VALUE ...] \\
-        [--eval-on heldout] [--dry-run]
+        [--eval-on heldout] [--dry-run] [--report]
 
 The data is generated (or reused) under ``--data-root``: ``--num-train`` + ``--num-heldout`` training images, of
 which every run trains on the first ``--num-train`` (``CIFAR100(index_range=...)``), and ``--num-test`` test
@@ -33,6 +33,12 @@ over the last quarter of the schedule, mean over seeds.
 
     python tools/analysis/cls_study.py --eval-on heldout --seeds 0 --methods nc \\
         --variant nc_w0.1 nc model.distiller.distill_losses.loss_nc.loss_weight=0.1
+
+``--report`` trains nothing: it rebuilds the ``--out`` markdown and its ``.json`` from ``results.jsonl`` next to
+them (every run recorded there, rows in :data:`ROWS` order, then any other row in the file's order, compared with
+the base of the row whose config it uses), e.g. ``--report --out tools/analysis/logs/cls_study/results.md``. The
+command, machine, total time and provenance come from the ``.json`` already there (the study that trained the
+runs), when there is one.
 """
 import argparse
 import json
@@ -108,6 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--deterministic', action='store_true', help='mmengine randomness.deterministic=True '
                         '(on a CPU, a fixed --threads is what makes reruns bit-identical)')
     parser.add_argument('--dry-run', action='store_true', help='print the training commands only')
+    parser.add_argument('--report', action='store_true', help='train nothing: rebuild --out (and its .json) from '
+                        'the results.jsonl next to it')
     args = parser.parse_args(argv)
     args.rows = {m: StudyRow(ROWS[m].config, [], ROWS[m].label, ROWS[m].base) for m in args.methods}
     for name, *rest in args.variant:
@@ -266,12 +274,15 @@ def write_results(results: dict, out: str) -> str:
               'Last ¼ Δ: the change of top-1 over the last quarter of the schedule (final minus the validation '
               'closest to 75%), mean over seeds: the plateau check.', '',
               'Rows: ' + '; '.join(f'{m}: {r["label"]}' for m, r in results['methods'].items()) + '.']
+    if results.get('provenance'):
+        lines += ['', results['provenance']]
     if results['failures']:
         lines += ['', f'Failed runs ({len(results["failures"])}):', '']
         lines += [f'- {f["method"]} seed {f["seed"]}: {f["error"]} (log: {relpath(f["log"])})'
                   for f in results['failures']]
-    lines += ['', f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '',
-              f'Total time: {results["total_s"]:.0f} s ({results["total_s"] / 60:.1f} min).', '']
+    lines += ['', f'Command: `{results["command"]}`', '', f'Machine: {results["machine"]}', '']
+    if results.get('total_s') is not None:
+        lines += [f'Total time: {results["total_s"]:.0f} s ({results["total_s"] / 60:.1f} min).', '']
     text = '\n'.join(lines)
     os.makedirs(osp.dirname(out), exist_ok=True)
     with open(out, 'w') as f:
@@ -281,8 +292,70 @@ def write_results(results: dict, out: str) -> str:
     return text
 
 
+def report(args, argv=None) -> dict:
+    """``--report``: the results rebuilt from ``results.jsonl`` next to ``args.out`` (the newest record of each
+    run), written to ``args.out`` and its ``.json``; nothing trains."""
+    results_file = osp.join(osp.dirname(args.out), 'results.jsonl')
+    if not osp.isfile(results_file):
+        raise SystemExit(f'--report: no {results_file}; give --out (or --work-dir) of a study that has run')
+    with open(results_file) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    runs = {(r['method'], r['seed']): r for r in records}  # a later line of the same run wins
+    order = [m for m in ROWS if any(k[0] == m for k in runs)]
+    order += [m for m in dict.fromkeys(r['method'] for r in records) if m not in order and m != 'teacher']
+    by_config = {row.config: name for name, row in ROWS.items()}
+    rows = {}
+    for m in order:
+        if m in ROWS:
+            rows[m] = ROWS[m]
+        else:  # a --variant: its method's config (the first word of its record's config) and base
+            rec = next(r for r in records if r['method'] == m)
+            method = by_config.get(rec['config'].split()[0])
+            rows[m] = Row(rec['config'], rec.get('label', m), ROWS[method].base if method else None)
+    previous = {}
+    out_json = osp.splitext(args.out)[0] + '.json'
+    if osp.isfile(out_json):
+        with open(out_json) as f:
+            previous = json.load(f)
+    seeds = args.seeds
+    top1 = {m: {s: runs[m, s]['top1'] for s in seeds if (m, s) in runs} for m in rows}
+    stats = summarise(top1, seeds, bases={m: row.base for m, row in rows.items()})
+    teacher = runs.get(('teacher', 0), {})
+    t_epochs = previous.get('teacher', {}).get('epochs') or max_epochs(f'{CONFIG_DIR}/{TEACHER}', args.teacher_epochs)
+    epochs = {m: previous.get('methods', {}).get(m, {}).get('epochs')
+              or max_epochs(f'{CONFIG_DIR}/{row.config.split()[0]}', args.epochs) for m, row in rows.items()}
+    results = dict(
+        setup=f'resnet20 teacher (epochs: {t_epochs}) -> resnet8 students '
+              f'(epochs: {", ".join(sorted({str(e) for e in epochs.values()}))}), synthetic shapes at '
+              f'16x16 (10 classes, {args.num_train} training images)',
+        data=previous.get('data', dict(root=args.data_root, num_train=args.num_train, num_heldout=args.num_heldout,
+                                       num_test=args.num_test)),
+        seeds=seeds, eval_on=args.eval_on,
+        teacher=dict(config=TEACHER, seed=0, epochs=t_epochs, top1=teacher.get('top1'), trained=bool(teacher),
+                     wall_s=teacher.get('seconds'), last_quarter=last_quarter_change([teacher], METRIC) if teacher
+                     else None),
+        methods={m: dict(config=row.config, label=row.label, epochs=epochs[m],
+                         top1=[top1[m].get(s) for s in seeds],
+                         wall_s=[runs[m, s]['seconds'] if (m, s) in runs else None for s in seeds],
+                         last_quarter=last_quarter_change([runs[m, s] for s in seeds if (m, s) in runs], METRIC),
+                         **stats[m])
+                 for m, row in rows.items()},
+        failures=[],
+        command=previous.get('command') or shlex.join([osp.relpath(sys.executable, REPO),
+                                                       'tools/analysis/cls_study.py',
+                                                       *(sys.argv[1:] if argv is None else argv)]),
+        machine=previous.get('machine', 'not recorded (--report of results.jsonl)'),
+        total_s=previous.get('total_s'))
+    if previous.get('provenance'):
+        results['provenance'] = previous['provenance']
+    print(write_results(results, args.out))
+    return results
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.report:
+        return report(args, argv)
     start = time.perf_counter()
     data = dict(num_train=args.num_train, num_heldout=args.num_heldout, num_test=args.num_test)
     t_cfg, t_dir = f'{CONFIG_DIR}/{TEACHER}', args.teacher_dir

@@ -274,3 +274,48 @@ def test_epochs_stretch_the_configs_schedule():
     assert cls_study.schedule_options(student, 2)[-1] == 'param_scheduler.milestones=[1,2,2]'
     teacher = f'{cls_study.CONFIG_DIR}/{cls_study.TEACHER}'
     assert cls_study.schedule_options(teacher, 12)[2:] == ['param_scheduler.T_max=12', 'param_scheduler.end=12']
+
+
+def _record(method: str, seed: int, top1: float, config: str = None, **extra) -> dict:
+    config = config or (cls_study.TEACHER if method == 'teacher' else cls_study.METHODS[method])
+    history = [{'accuracy/top1': top1 - 2.0, 'step': 18}, {'accuracy/top1': top1, 'step': 24}]
+    return dict(study='cls', config=config, method=method, seed=seed, metric_name='accuracy/top1', metric=top1,
+                top1=top1, history=history, seconds=10.0 + 2 * seed, **extra)
+
+
+def test_report_rebuilds_the_table_from_results_jsonl(tmp_path):
+    records = [_record('teacher', 0, 80.0), _record('icd', 0, 69.0), _record('icd', 1, 71.0),
+               _record('kd', 0, 66.0), _record('kd', 1, 65.0), _record('baseline', 0, 60.0),
+               _record('baseline', 1, 62.0), _record('kd', 1, 67.0),  # a later record of kd seed 1 wins
+               _record('kd_w2', 0, 70.0, 'kd_res20_res8_synthetic.py loss_weight=2', label='KD, w=2')]
+    (tmp_path / 'results.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    out = tmp_path / 'results.md'
+    results = cls_study.main(['--report', '--out', str(out), '--seeds', '0', '1'])
+    assert not (tmp_path / 'study').exists() and list(tmp_path.glob('*_seed*')) == []  # nothing trained
+    assert list(results['methods']) == ['baseline', 'kd', 'icd', 'kd_w2']  # ROWS order, then the others
+    table = out.read_text()
+    # kd - baseline: +6, +5 -> +5.50 ± 0.50; icd - kd: +3, +4 -> +3.50 ± 0.50; icd - baseline: +9, +9
+    assert ('| kd | kd_res20_res8_synthetic.py | 66.00 | 67.00 | 2 | 66.50 ± 0.71 | +5.50 ± 0.50 (n=2) | '
+            '+5.50 ± 0.50 (n=2) vs baseline | +2.00 | 11 |') in table
+    assert ('| icd | icd_res20_res8_synthetic.py | 69.00 | 71.00 | 2 | 70.00 ± 1.41 | +9.00 ± 0.00 (n=2) | '
+            '+3.50 ± 0.50 (n=2) vs kd | +2.00 | 11 |') in table
+    # a variant: compared with its method's base (KD's: the student alone), one seed
+    assert ('| kd_w2 | kd_res20_res8_synthetic.py loss_weight=2 | 70.00 | missing | 1 | 70.00 | +10.00 (n=1, seed 1 '
+            'missing) | +10.00 (n=1, seed 1 missing) vs baseline |') in table
+    assert '| teacher (seed 0) | res20_teacher_synthetic.py | 80.00 | | 1 | 80.00 | | | +2.00 | 10 |' in table
+    assert 'Machine: not recorded (--report of results.jsonl)' in table and 'Total time' not in table
+    assert json.loads((tmp_path / 'results.json').read_text())['methods']['icd']['base_delta'] == pytest.approx(3.5)
+    # a second report keeps the command, machine, total time and provenance of the results.json there
+    previous = json.loads((tmp_path / 'results.json').read_text())
+    previous.update(command='python tools/analysis/cls_study.py --seeds 0 1', machine='M', total_s=120.0,
+                    provenance='Provenance: runs of two invocations.')
+    (tmp_path / 'results.json').write_text(json.dumps(previous))
+    cls_study.main(['--report', '--out', str(out), '--seeds', '0', '1'])
+    table = out.read_text()
+    assert 'Provenance: runs of two invocations.' in table and 'Machine: M' in table
+    assert 'Command: `python tools/analysis/cls_study.py --seeds 0 1`' in table and 'Total time: 120 s' in table
+
+
+def test_report_without_results_jsonl_says_so(tmp_path):
+    with pytest.raises(SystemExit, match='no .*results.jsonl; give --out'):
+        cls_study.main(['--report', '--out', str(tmp_path / 'results.md')])

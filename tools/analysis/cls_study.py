@@ -2,7 +2,7 @@
 line over :mod:`mmkd.analysis.cls_study`; ``--help`` tells the options.
 
     python tools/analysis/cls_study.py [--seeds 0 1 2] [--methods baseline kd kdpp dkd dkdpp nc nc_kd icd] \
-        [--eval-on heldout] [--dry-run]
+        [--eval-on heldout] [--dry-run] [--report]
 """
 import os.path as osp
 import sys
