@@ -23,6 +23,17 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _restore_default_scope_per_module():
+    """The same for a module's own fixtures: a module-scoped fixture that builds a Runner or calls
+    ``init_default_scope`` runs before :func:`_restore_default_scope` takes its copy, so without this its scope
+    would stay set for every later module (which then resolve, e.g., mmkd's names in the mmdet registry)."""
+    from mmengine.registry import DefaultScope
+    saved = copy.copy(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = saved
+
+
 @pytest.fixture(autouse=True)
 def _restore_default_scope():
     """mmengine's default registry scope is process-wide: a test that sets it (``init_default_scope``, a Runner)
