@@ -220,3 +220,48 @@ def test_dense_mmrazor_counterpart_computes_the_same_fgd_losses():
     # a config mmrazor has no counterpart of
     crosskd = Config.fromfile(osp.join(REPO, 'configs/demo/gfl_r50_r18_crosskd.py'))
     assert bench.stock_dense_config(crosskd.model)[0] is None
+
+
+def _flops_run(tmp_path, method: str) -> dict:
+    out = tmp_path / f'{method}.json'
+    cmd = [sys.executable, 'tools/analysis/benchmark_distill.py', f'configs/demo/gfl_r50_r18_{method}.py',
+           '--img-size', '64', '48', '--batch-size', '2', '--repeats', '1', '--warmup', '0', '--flops',
+           '--modes', 'student', 'teacher_fwd', 'mmkd', '--json', str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    flops = result['flops']
+    assert set(flops) == {'student', 'teacher_fwd', 'mmkd'} and all(v > 0 for v in flops.values())
+    ratio = flops['mmkd'] / (flops['student'] + flops['teacher_fwd'])
+    assert math.isclose(result['flop_ratios']['mmkd_over_student_plus_teacher_fwd'], ratio)
+    match = re.search(r'^mmkd_over_student_plus_teacher_fwd \(FLOPs\)\s+(\d+\.\d+)$', proc.stdout, re.M)
+    assert match and math.isclose(float(match[1]), round(ratio, 3)), proc.stdout
+    return flops
+
+
+def test_benchmark_flops_pkd_adds_no_compute(tmp_path):
+    """--flops counts one step's matmul / convolution FLOPs per mode. PKD reads the two necks only: the teacher runs
+    its backbone and neck (no head) and the loss is elementwise, so the distilled step counts exactly the student's
+    step plus the teacher's forward; a teacher that ran work nobody reads would break the equality."""
+    flops = _flops_run(tmp_path, 'pkd')
+    assert flops['mmkd'] == flops['student'] + flops['teacher_fwd']
+
+
+def test_benchmark_flops_crosskd_adds_the_cross_head_only(tmp_path):
+    """CrossKD adds, beyond the student's step and the teacher's forward (backbone, neck and head), exactly the
+    cross head: the teacher's convs k..S-1 of both stacks and its two predictors on the student's features, forward
+    and the backward to their input (the teacher's weights get no gradient). Counted by hand from the head's
+    shapes: a 3x3 conv C_in -> C_out on h x w costs 2 * 9 * C_in * C_out * h * w per image, its input gradient as
+    much again."""
+    from mmengine.config import Config
+    flops = _flops_run(tmp_path, 'crosskd')
+    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/gfl_r50_r18_crosskd.py'))
+    head = cfg.model.teacher.bbox_head
+    k = 3  # the authors' reused_teacher_head_idx for GFL (DenseDistill's default)
+    c, classes, bins = head.feat_channels, head.num_classes, head.reg_max + 1
+    side = 64  # 64 x 48 images, padded to the preprocessor's multiple of 32: 64 x 64
+    locations = sum((-(-side // stride))**2 for stride in head.anchor_generator.strides)  # 8x8, 4x4, 2x2, 1, 1
+    per_location = 9 * c * (2 * (head.stacked_convs - k) * c + classes + 4 * bins)
+    expected = 2 * 2 * per_location * 2 * locations  # x2 FLOPs per MAC, x2 images, x2 forward + input gradient
+    assert flops['mmkd'] - flops['student'] - flops['teacher_fwd'] == expected

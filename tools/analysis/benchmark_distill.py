@@ -29,6 +29,9 @@ out are not reported); ``--interleave`` times the modes in turns, one step of ea
 shared machine hits every mode alike. ``--op-breakdown N`` profiles one more step of ``student``, ``teacher_fwd``
 and ``mmkd`` each and lists the N operators whose self time grows most from the first two to ``mmkd`` (CPU: self
 CPU time; CUDA: self device time): where distillation's extra time goes (e.g. ReviewKD's connector convolutions).
+``--flops`` counts the floating-point operations of one more step of each timed mode (``torch.utils.flop_counter``:
+matrix products and convolutions, forward and backward) and reports the same ratios of the counts: the compute a
+method adds, which, unlike a time, does not depend on the machine's load.
 
 **Dense configs** (``mmkd.DenseDistill``, one-stage detectors): the same modes, with
 
@@ -67,6 +70,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from mmkd.models.algorithms.roi_distill import STUDENT_ROI_RECORDERS, TEACHER_ROI_RECORDERS
 from mmkd.registry import MODELS
@@ -334,6 +338,15 @@ def op_seconds(fn: Callable, device: torch.device) -> Dict[str, float]:
     return {event.key: getattr(event, attr) / 1e6 for event in events}
 
 
+def step_flops(fn: Callable) -> int:
+    """Floating-point operations of one call of ``fn`` as ``torch.utils.flop_counter`` counts them: matrix products
+    and convolutions, forward and backward (elementwise operations, norms and reductions are not counted). A count,
+    not a time: the same on a loaded and an idle machine."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def op_breakdown(per_mode: Dict[str, Dict[str, float]], top: int) -> dict:
     """The operators whose self time grows most from ``student`` + ``teacher_fwd`` to ``mmkd`` (seconds), and the
     totals: what distillation adds beyond running both models."""
@@ -379,6 +392,10 @@ def main() -> None:
     parser.add_argument('--op-breakdown', type=int, default=0, metavar='N',
                         help='profile one more step of student, teacher_fwd and mmkd and list the N operators whose '
                              'self time grows most from the first two to mmkd (needs those three modes)')
+    parser.add_argument('--flops', action='store_true',
+                        help='also count the FLOPs of one more step of each timed mode (torch.utils.flop_counter: '
+                             'matmuls and convolutions, forward and backward) and report the same ratios of the '
+                             'counts: the compute distillation adds, whatever the load of the machine')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision as tools/train.py --amp: every training step through AmpOptimWrapper '
                              '(CUDA: float16, dynamic loss scaling) or mmkd.CPUAmpOptimWrapper (CPU: bfloat16), the '
@@ -454,12 +471,22 @@ def main() -> None:
             fn(inputs, samples)  # a fresh optimizer's first step (momentum buffers) is not profiled
             per_mode[mode] = op_seconds(lambda: fn(inputs, samples), device)
         breakdown = op_breakdown(per_mode, args.op_breakdown)
+    flops = None
+    if args.flops:
+        flops = {}
+        for mode in timed:
+            fn = synchronized(steps[mode](), device)
+            fn(inputs, samples)  # as the breakdown: not a fresh optimizer's first step
+            flops[mode] = step_flops(lambda: fn(inputs, samples))
     finite_check = None
     if 'mmkd' in results:
         check_s = finite_check_seconds(model, inputs, samples, device)
         finite_check = dict(median_s=check_s, share_of_mmkd_step=check_s / results['mmkd']['median_s'])
     ratios = {name: results[num]['median_s'] / sum(results[d]['median_s'] for d in den)
               for name, (num, den) in RATIOS.items() if num in results and all(d in results for d in den)}
+    flop_ratios = None if flops is None else {
+        name: flops[num] / sum(flops[d] for d in den) for name, (num, den) in RATIOS.items()
+        if num in flops and all(d in flops for d in den) and all(flops[d] for d in den)}
     goals = goals_for(cfg)
 
     width, height = args.img_size
@@ -488,6 +515,11 @@ def main() -> None:
         verdict = '' if name not in goals else \
             f'  (goal <= {goals[name]}: {"met" if ratio <= goals[name] else "NOT met"})'
         print(f'{name:<36} {ratio:.3f}{verdict}')
+    if flops is not None:
+        print('FLOPs of one step (torch.utils.flop_counter: matmuls and convolutions, forward and backward): '
+              + ', '.join(f'{mode} {count / 1e9:.3f} G' for mode, count in flops.items()))
+        for name, ratio in flop_ratios.items():
+            print(f'{name + " (FLOPs)":<44} {ratio:.3f}')
     if breakdown is not None:
         totals = breakdown['total_s']
         print(f'operators, one profiled step each (self time, s): student {totals["student"]:.3f} + teacher_fwd '
@@ -501,7 +533,7 @@ def main() -> None:
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(info, modes=results, ratios=ratios, goals=goals, finite_check=finite_check,
-                           op_breakdown=breakdown), f, indent=2)
+                           op_breakdown=breakdown, flops=flops, flop_ratios=flop_ratios), f, indent=2)
 
 
 if __name__ == '__main__':
