@@ -1,7 +1,7 @@
 # Demo dense pair: the GFL R50-FPN teacher of gfl_r50_teacher.py -> a GFL R18-FPN student, with mmkd.DenseDistill.
 _base_ = './gfl_r50_synthetic.py'
 
-teacher_ckpt = 'work_dirs/demo/gfl_teacher/iter_1500.pth'  # configs/demo/gfl_r50_teacher.py
+teacher_ckpt = 'work_dirs/demo/gfl_teacher/iter_6000.pth'  # configs/demo/gfl_r50_teacher.py
 model = dict(
     _delete_=True,
     _scope_='mmkd',
