@@ -56,8 +56,9 @@ class FGDLoss(nn.Module):
       (``gc_s``, ``gc_t``; both identity at initialisation, the teacher-side one trained with the student's
       optimizer as in the authors' code);
 
-    ``loss = alpha_fgd L_fg + beta_fgd L_bg + gamma_fgd L_mask + lambda_fgd L_global``. The teacher map is
-    detached: no gradient reaches ``preds_T`` (the teacher-side GC block still gets its gradient).
+    ``loss = loss_weight (alpha_fgd L_fg + beta_fgd L_bg + gamma_fgd L_mask + lambda_fgd L_global)``
+    (``loss_weight`` 1 is the authors' loss; it scales all four terms at once, e.g. for features of another
+    magnitude: the terms are sums, so they grow with the square of the features). The teacher map is detached: no gradient reaches ``preds_T`` (the teacher-side GC block still gets its gradient).
 
     The authors' one-stage configs use ``gamma_fgd=5e-4`` (the class default is 1e-3); their two-stage configs use
     ``alpha/beta/gamma/lambda = 5e-5 / 2.5e-5 / 5e-5 / 5e-7``. One instance per FPN level (each has its own
@@ -68,6 +69,7 @@ class FGDLoss(nn.Module):
         teacher_channels: ``C_t`` (at least 2: the context block halves it).
         temp: attention temperature (0.5; the authors' FCOS config uses 0.8).
         alpha_fgd, beta_fgd, gamma_fgd, lambda_fgd: weights of the four terms.
+        loss_weight: one factor on the whole loss (1: the authors').
         mask_shape: which image size the caller passes as ``img_shapes``: ``'img_shape'`` (default, the authors':
             the unpadded resized size, which stretches the masks of images smaller than the padded batch) or
             ``'batch_input_shape'`` ([PROPOSAL] the padded batch size: masks on the boxes' true cells). The loss
@@ -86,7 +88,8 @@ class FGDLoss(nn.Module):
                  beta_fgd: float = 5e-4,
                  gamma_fgd: float = 1e-3,
                  lambda_fgd: float = 5e-6,
-                 mask_shape: str = 'img_shape') -> None:
+                 mask_shape: str = 'img_shape',
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
         if teacher_channels < 2:
             raise ValueError(f'FGDLoss: teacher_channels must be >= 2 (the global-context block has a '
@@ -95,12 +98,15 @@ class FGDLoss(nn.Module):
             raise ValueError(f'FGDLoss: student_channels must be >= 1, got {student_channels}')
         if not temp > 0:
             raise ValueError(f'FGDLoss: temp must be > 0, got {temp}')
+        if not (isinstance(loss_weight, (int, float)) and loss_weight >= 0 and loss_weight < float('inf')):
+            raise ValueError(f'FGDLoss: loss_weight must be a finite number >= 0, got {loss_weight!r}')
         if mask_shape not in MASK_SHAPES:
             raise ValueError(f'FGDLoss: mask_shape must be one of {MASK_SHAPES}, got {mask_shape!r}')
         self.student_channels, self.teacher_channels = student_channels, teacher_channels
         self.temp = temp
         self.alpha_fgd, self.beta_fgd, self.gamma_fgd, self.lambda_fgd = alpha_fgd, beta_fgd, gamma_fgd, lambda_fgd
         self.mask_shape = mask_shape
+        self.loss_weight = float(loss_weight)
         self.align = nn.Conv2d(student_channels, teacher_channels, kernel_size=1) \
             if student_channels != teacher_channels else None
         self.gc_s = GcBlock(teacher_channels)
@@ -141,5 +147,5 @@ class FGDLoss(nn.Module):
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_bboxes: List[Tensor],
                 img_shapes: Sequence[Tuple[int, int]]) -> Tensor:
         t = self.terms(preds_S, preds_T, gt_bboxes, img_shapes)
-        return (self.alpha_fgd * t['fg'] + self.beta_fgd * t['bg'] + self.gamma_fgd * t['mask'] +
-                self.lambda_fgd * t['global'])
+        return self.loss_weight * (self.alpha_fgd * t['fg'] + self.beta_fgd * t['bg'] + self.gamma_fgd * t['mask']
+                                   + self.lambda_fgd * t['global'])

@@ -51,6 +51,8 @@ def test_vector1_uniform_attention():
     assert terms == pytest.approx(dict(fg=2.0, bg=2.0, mask=0.0, **{'global': 32.0}), abs=1e-5)
     total = FGDLoss(2, 2, alpha_fgd=1e-3, beta_fgd=5e-4, gamma_fgd=5e-4, lambda_fgd=5e-6)(s, t, boxes, shapes)
     assert total.item() == pytest.approx(0.00316, rel=1e-5)
+    scaled = FGDLoss(2, 2, alpha_fgd=1e-3, beta_fgd=5e-4, gamma_fgd=5e-4, lambda_fgd=5e-6, loss_weight=0.01)
+    assert scaled(s, t, boxes, shapes).item() == pytest.approx(0.0000316, rel=1e-5)  # loss_weight scales all four
 
 
 def vector2_inputs():
@@ -155,6 +157,9 @@ def test_mask_refusals():
 def test_refusals():
     with pytest.raises(ValueError, match='teacher_channels must be >= 2'):
         FGDLoss(4, 1)
+    for bad in (-1.0, float('nan'), float('inf'), '1'):
+        with pytest.raises(ValueError, match='loss_weight must be a finite number >= 0'):
+            FGDLoss(4, 4, loss_weight=bad)
     with pytest.raises(ValueError, match='mask_shape must be one of'):
         FGDLoss(4, 4, mask_shape='pad_shape')
     loss = FGDLoss(3, 4)
