@@ -58,7 +58,8 @@ class FGDLoss(nn.Module):
 
     ``loss = loss_weight (alpha_fgd L_fg + beta_fgd L_bg + gamma_fgd L_mask + lambda_fgd L_global)``
     (``loss_weight`` 1 is the authors' loss; it scales all four terms at once, e.g. for features of another
-    magnitude: the terms are sums, so they grow with the square of the features). The teacher map is detached: no gradient reaches ``preds_T`` (the teacher-side GC block still gets its gradient).
+    magnitude: the terms are sums, so they grow with the square of the features). The teacher map is detached:
+    no gradient reaches ``preds_T`` (the teacher-side GC block still gets its gradient).
 
     The authors' one-stage configs use ``gamma_fgd=5e-4`` (the class default is 1e-3); their two-stage configs use
     ``alpha/beta/gamma/lambda = 5e-5 / 2.5e-5 / 5e-5 / 5e-7``. One instance per FPN level (each has its own
