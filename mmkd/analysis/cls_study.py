@@ -54,7 +54,7 @@ from collections import namedtuple
 from typing import Dict, Mapping, Optional, Sequence
 
 from .study import (REPO, Job, StudyRunner, cpu_name, format_delta, format_value, last_quarter_change, paired_delta,
-                    relpath, rewrite_results, seed_summary, validation_records)
+                    newer_record, relpath, rewrite_results, seed_summary, validation_records)
 
 CONFIG_DIR = 'configs/cls/synthetic'
 TEACHER = 'res20_teacher_synthetic.py'
@@ -300,7 +300,10 @@ def report(args, argv=None) -> dict:
         raise SystemExit(f'--report: no {results_file}; give --out (or --work-dir) of a study that has run')
     with open(results_file) as f:
         records = [json.loads(line) for line in f if line.strip()]
-    runs = {(r['method'], r['seed']): r for r in records}  # a later line of the same run wins
+    runs = {}
+    for r in records:  # the newer record of a (method, seed), as rewrite_results decides; equal times: the later line
+        if (r['method'], r['seed']) not in runs or newer_record(r, runs[r['method'], r['seed']]):
+            runs[r['method'], r['seed']] = r
     order = [m for m in ROWS if any(k[0] == m for k in runs)]
     order += [m for m in dict.fromkeys(r['method'] for r in records) if m not in order and m != 'teacher']
     by_config = {row.config: name for name, row in ROWS.items()}

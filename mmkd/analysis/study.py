@@ -36,7 +36,7 @@ FINISHED = 'finished_at'  # a record's field: when its run finished (ISO 8601, U
 
 __all__ = ['REPO', 'FINISHED', 'Job', 'StudyRunner', 'paired_delta', 'seed_summary', 'rank_agreement',
            'kendall_tau', 'format_delta', 'format_value', 'machine', 'cpu_name', 'rewrite_results', 'append_result',
-           'run_identity', 'record_time']
+           'run_identity', 'record_time', 'newer_record']
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -226,7 +226,7 @@ def run_identity(record: Any) -> Optional[str]:
     return json.dumps([record.get('study'), record['method'], record.get('seed'), record.get('key')], sort_keys=True)
 
 
-def _newer(record: dict, than: dict) -> bool:
+def newer_record(record: dict, than: dict) -> bool:
     """Whether ``record`` may replace ``than`` (a record of the same run): not when it is older, nor when it has
     no time and ``than`` has one; two records without a time, or of the same time, count as newer."""
     mine, theirs = record_time(record), record_time(than)
@@ -286,13 +286,13 @@ def rewrite_results(results_file: str, records: Sequence[dict]) -> int:
                         record = None
                     run = run_identity(record)
                     run = number if run is None else run
-                    if run not in earlier or _newer(record, earlier[run][0]):
+                    if run not in earlier or newer_record(record, earlier[run][0]):
                         earlier[run] = record, line.rstrip('\n')
         ours: Dict[str, str] = {}  # this call's runs, in its order: the line each keeps
         for record in records:
             run = run_identity(record)
             line = json.dumps(record)
-            if run in earlier and not _newer(record, earlier[run][0]):
+            if run in earlier and not newer_record(record, earlier[run][0]):
                 old = earlier[run][0]
                 warnings.warn(f'{osp.basename(results_file)}: {record.get("method")} seed {record.get("seed")}: '
                               f'the record of this call (finished {record.get(FINISHED) or "at an unknown time"}) '

@@ -319,3 +319,13 @@ def test_report_rebuilds_the_table_from_results_jsonl(tmp_path):
 def test_report_without_results_jsonl_says_so(tmp_path):
     with pytest.raises(SystemExit, match='no .*results.jsonl; give --out'):
         cls_study.main(['--report', '--out', str(tmp_path / 'results.md')])
+
+
+def test_report_keeps_the_newer_record_of_a_run_whatever_the_line_order(tmp_path):
+    """As rewrite_results: of two records of one (method, seed), the one that finished later counts, even when the
+    older one comes later in the file (e.g. appended by a --report of an older work dir)."""
+    records = [_record('baseline', 0, 60.0), _record('kd', 0, 70.0, finished_at='2026-12-07T12:00:00+00:00'),
+               _record('kd', 0, 66.0, finished_at='2026-12-06T12:00:00+00:00')]
+    (tmp_path / 'results.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    results = cls_study.main(['--report', '--out', str(tmp_path / 'results.md'), '--seeds', '0'])
+    assert results['methods']['kd']['top1'] == [70.0]
