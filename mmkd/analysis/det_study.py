@@ -72,8 +72,10 @@ ROWS = {
 }
 # the study's rows, fixed before any result (NC alone and iCD alone only if the time budget allows: --rows)
 STUDY_ROWS = ['baseline', 'kd', 'nd_nokd', 'nd', 'reviewkd', 'reviewkdpp', 'nc', 'icd']
-# `make demo`'s rows (mmkd.analysis.demo): the study's seed-0 runs of these; the study says how they rank at one seed
-DEMO_ROWS = ['baseline', 'kd', 'nd', 'reviewkdpp', 'nc', 'icd']
+# `make demo`'s rows (mmkd.analysis.demo): the study's seed-0 runs of these (the student alone, the plain base,
+# the founding ND in KD++ and the study's best; the dense pair takes the rest of its 20 minutes); the study says
+# how they rank at one seed
+DEMO_ROWS = ['baseline', 'kd', 'nd', 'reviewkdpp']
 STUDENT_ALONE = 'baseline'
 TEACHER_LABEL = 'teacher R50-FPN'
 
@@ -91,8 +93,11 @@ DENSE_ROWS = {
     'crosskd_pkd': Row('gfl_r50_r18_crosskd_pkd.py', 'CrossKD + PKD', 'crosskd'),
     'nd': Row('gfl_r50_r18_nd.py', 'ND-dense [PROPOSAL]', 'baseline'),
     'icd': Row('gfl_r50_r18_icd.py', 'iCD-dense [PROPOSAL]', 'baseline'),
+    # added after the study's results (not one of its fixed rows): FGD with the authors' init_student
+    'fgd_init': Row('gfl_r50_r18_fgd_init.py', 'FGD, student neck + head from the teacher (added after the results)',
+                    'fgd'),
 }
-DENSE_STUDY_ROWS = list(DENSE_ROWS)
+DENSE_STUDY_ROWS = ['baseline', 'ld', 'pkd', 'cwd', 'fgd', 'crosskd', 'crosskd_pkd', 'nd', 'icd']
 Family = namedtuple('Family', 'teacher teacher_label rows study_rows demo_rows work_dir study title')
 FAMILIES = {
     'faster_rcnn': Family(TEACHER, TEACHER_LABEL, ROWS, STUDY_ROWS, DEMO_ROWS, 'work_dirs/det_study', 'det',
@@ -124,6 +129,8 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
     p.add_argument('--teacher-dir', help='the teacher\'s work dir (default: <work-dir>/teacher; the evaluation '
                    'split does not change the teacher, so a tuning study shares the reported study\'s teacher)')
     p.add_argument('--out', help='where results.jsonl / results.md go (default: <work-dir>)')
+    p.add_argument('--teacher-config', help=f'the teacher\'s config in {CONFIG_DIR} (default: the family\'s, '
+                   f'{TEACHER}; with --family gfl {DENSE_TEACHER})')
     p.add_argument('--data-root', help='synthetic data folder, generated if needed (default: data/synthetic_coco, '
                    '+ _<data tag> for other data)')
     p.add_argument('--num-train', type=int, default=DATA_DEFAULTS['num_train'], help='training images')
@@ -156,7 +163,9 @@ def parser(defaults: dict = None) -> argparse.ArgumentParser:
     p.add_argument('--dry-run', action='store_true', help='print the training commands only')
     p.add_argument('--report', action='store_true',
                    help='train nothing: summarise the runs that have finished (an interrupted study) and list the rest')
-    p.set_defaults(default_work_dir=None)
+    # teacher_init: a record of the run the teacher starts from (make demo's dense teacher starts from its Faster
+    # R-CNN teacher's backbone), part of the teacher's key so that a retrained start retrains the teacher
+    p.set_defaults(default_work_dir=None, teacher_init=None)
     if defaults:
         p.set_defaults(**defaults)
     return p
@@ -214,8 +223,11 @@ def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
             if len(tuned) > MAX_TUNED_VALUES:
                 p.error(f'{len(tuned)} variants of {row} ({", ".join(tuned)}): the protocol tunes at most '
                         f'{MAX_TUNED_VALUES} values per method; drop some')
+    args.teacher_config = args.teacher_config or fam.teacher
     missing = sorted({rows[r].config for r in args.rows + [r for r, _ in args.variants.values()]
                       if not osp.isfile(osp.join(REPO, CONFIG_DIR, rows[r].config))})
+    if not osp.isfile(osp.join(REPO, CONFIG_DIR, args.teacher_config)):
+        p.error(f'--teacher-config {args.teacher_config}: not a config in {CONFIG_DIR} (e.g. {fam.teacher})')
     if missing:
         p.error(f'the config(s) {", ".join(missing)} of the rows asked for are not in {CONFIG_DIR}; '
                 'choose other --rows')
@@ -235,6 +247,19 @@ def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
 
 def all_rows(args) -> List[str]:
     return list(args.rows) + list(args.variants)
+
+
+def teacher_label(args) -> str:
+    """The family's teacher label, with the config's name when ``--teacher-config`` is another one."""
+    fam = args.family_spec
+    return fam.teacher_label + ('' if args.teacher_config == fam.teacher else f' ({args.teacher_config})')
+
+
+def teacher_checkpoint(args) -> str:
+    """The checkpoint the teacher's run ends with, ``<teacher dir>/iter_<its max_iters>.pth``: the students'
+    ``teacher_ckpt``."""
+    iters = args.teacher_iters or load_config(f'{CONFIG_DIR}/{args.teacher_config}').train_cfg.max_iters
+    return osp.join(args.teacher_dir, f'iter_{iters}.pth')
 
 
 def row_spec(args, name: str) -> tuple:
@@ -456,13 +481,12 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
     alone_config = fam.rows[STUDENT_ALONE].config
     common = ['randomness.deterministic=True'] if args.deterministic else []
     out = []
-    t_config = f'{CONFIG_DIR}/{fam.teacher}'
+    t_config = f'{CONFIG_DIR}/{args.teacher_config}'
     rows = all_rows(args)
     need_teacher = not rows or any(row_spec(args, r)[0] != alone_config for r in rows)
     teacher_key = t_ckpt = None
     if need_teacher:
-        iters = args.teacher_iters or load_config(t_config).train_cfg.max_iters
-        t_ckpt = osp.join(args.teacher_dir, f'iter_{iters}.pth')
+        t_ckpt = teacher_checkpoint(args)
         opts = (data['val'] + class_options(t_config, names, args.img_size) +
                 schedule_options(t_config, args.teacher_iters) + list(args.teacher_cfg_options) + common +
                 ['randomness.seed=0'])
@@ -471,10 +495,10 @@ def jobs(args, data: dict, digest: Optional[str]) -> List[Job]:
             cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
                    f'--nproc-per-node={args.teacher_procs}', 'tools/train.py', t_config, '--launcher', 'pytorch']
         cmd += ['--work-dir', args.teacher_dir, '--cfg-options', *opts]
-        teacher_key = dict(cmd=cmd[1:], data=digest)
+        teacher_key = dict(cmd=cmd[1:], data=digest, **({'init': args.teacher_init} if args.teacher_init else {}))
         out.append(Job('teacher', 0, cmd, args.teacher_dir, teacher_key,
                        collect=lambda wd, ckpt=t_ckpt: collect(wd, ckpt), slots=args.teacher_procs,
-                       info=dict(study=fam.study, label=fam.teacher_label, config=t_config)))
+                       info=dict(study=fam.study, label=teacher_label(args), config=t_config)))
     order = sorted(((row, seed) for row in rows for seed in args.seeds),
                    key=lambda rs: (args.seeds.index(rs[1]), rows.index(rs[0])))
     for row, seed in order:
@@ -580,9 +604,10 @@ def ranking(rows: Dict[str, List[dict]], seeds: Sequence[int], labels: Dict[str,
     return '\n'.join(lines).strip()
 
 
-def main(argv=None, defaults: dict = None, script: str = None) -> dict:
+def main(argv=None, defaults: dict = None, script: str = None, command: str = None) -> dict:
     """Run (or resume, report, dry-run) the study; returns dict(teacher, rows, failures, text, out) ({} for a
-    dry run). The command line exits 1 when ``failures`` is not empty (:func:`cli`)."""
+    dry run). The command line exits 1 when ``failures`` is not empty (:func:`cli`). ``command``: what the
+    report names as the command (default: ``script`` and ``argv``)."""
     args = parse_args(argv, defaults)
     start = time.perf_counter()
     data = data_options(args) if args.dry_run or args.report else prepare_data(args)
@@ -610,14 +635,14 @@ def main(argv=None, defaults: dict = None, script: str = None) -> dict:
               f'{relpath(args.work_dir)}, or not among its rows / seeds) kept there, not in the table', flush=True)
     labels = {row: row_spec(args, row)[1] for row in all_rows(args)}
     bases = {row: row_spec(args, row)[2] for row in all_rows(args)}
-    command = shlex.join(['python', script or 'tools/analysis/det_study.py', *args.argv])
+    command = command or shlex.join(['python', script or 'tools/analysis/det_study.py', *args.argv])
     split = 'held-out training images' if args.eval_on == 'heldout' else 'validation images'
     total = time.perf_counter() - start
     fam = args.family_spec
     ranks = ranking(rows, args.seeds, labels,
                     {"the demo's rows (make demo: seed 0)": fam.demo_rows} if fam.demo_rows else None)
     text = (f'# {fam.title}\n\n'
-            f'{table(teacher, rows, args.seeds, failures, labels, bases, fam.teacher_label)}\n\n'
+            f'{table(teacher, rows, args.seeds, failures, labels, bases, teacher_label(args))}\n\n'
             f'COCO bbox mAP on the {args.num_heldout if args.eval_on == "heldout" else args.num_val} {split} '
             f'({args.img_size}x{args.img_size}, {args.num_classes} shape classes {", ".join(classes(args))}, '
             f'{args.num_train} training images, data seed {args.data_seed}); std: sample standard deviation over '

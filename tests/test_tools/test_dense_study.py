@@ -50,11 +50,37 @@ def test_the_dense_rows_and_seeds_are_fixed_and_the_faster_rcnn_study_is_unchang
     for argv, message in ((['--family', 'gfl', '--rows', 'kd'], 'not a row of --family gfl'),
                           (['--rows', 'crosskd'], 'not a row of --family faster_rcnn'),
                           (['--family', 'gfl', '--variant', 'x', 'reviewkd', 'a=1'], 'expected NAME ROW KEY=VALUE'),
-                          (['--family', 'gfl', '--variant', 'ld', 'nd', 'a=1'], 'the name is taken')):
+                          (['--family', 'gfl', '--variant', 'ld', 'nd', 'a=1'], 'the name is taken'),
+                          (['--family', 'gfl', '--teacher-config', 'gfl_r50.py'], 'not a config in configs/demo')):
         with pytest.raises(SystemExit) as e:
             det_study.parse_args(argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err, (argv, err)
+
+
+def test_teacher_config_trains_another_teacher_that_the_students_distil_from(tmp_path):
+    """--teacher-config: make demo's short GFL teacher (its backbone from a checkpoint, part of the run's
+    options) in place of the study's; the students' teacher_ckpt follows its schedule, its label names it, and
+    ``teacher_init`` (a record of the run it starts from) enters its key and so the students'."""
+    argv = ['--family', 'gfl', '--rows', 'crosskd', '--seeds', '0', '--work-dir', str(tmp_path / 'wd'),
+            '--teacher-config', 'gfl_r50_teacher_demo.py']
+    args = det_study.parse_args(argv)
+    teacher, crosskd = det_study.jobs(args, det_study.data_options(args), 'digest')
+    assert f'{det_study.CONFIG_DIR}/gfl_r50_teacher_demo.py' in teacher.cmd and 'init' not in teacher.key
+    assert teacher.info['label'] == det_study.teacher_label(args) == 'teacher GFL R50-FPN (gfl_r50_teacher_demo.py)'
+    iters = det_study.load_config(f'{det_study.CONFIG_DIR}/gfl_r50_teacher_demo.py').train_cfg.max_iters
+    assert iters < det_study.load_config(f'{det_study.CONFIG_DIR}/gfl_r50_teacher.py').train_cfg.max_iters
+    assert det_study.teacher_checkpoint(args) == str(tmp_path / 'wd' / 'teacher' / f'iter_{iters}.pth')
+    assert f'model.teacher_ckpt={det_study.teacher_checkpoint(args)}' in crosskd.cmd
+    init = dict(key={'cmd': ['x']}, finished_at='2026-12-07T00:00:00+00:00')
+    again = det_study.parse_args(argv, dict(teacher_init=init))
+    teacher2, crosskd2 = det_study.jobs(again, det_study.data_options(again), 'digest')
+    assert teacher2.key == dict(teacher.key, init=init) and crosskd2.key['teacher'] == teacher2.key
+    assert crosskd2.key != crosskd.key
+    # the config starts its backbone from the Faster R-CNN teacher's (what make demo passes), the rest from scratch
+    cfg = _merged(f'{det_study.CONFIG_DIR}/gfl_r50_teacher_demo.py', ['model.backbone.init_cfg.checkpoint=t.pth'])
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', prefix='backbone.', checkpoint='t.pth')
+    assert cfg.model.neck.get('init_cfg') is None and cfg.train_cfg.max_iters == iters
 
 
 @pytest.mark.parametrize('row', ['teacher', *DENSE])

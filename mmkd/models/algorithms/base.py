@@ -2,7 +2,7 @@
 import copy
 import logging
 import os.path as osp
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import torch
 from mmengine.dist import all_reduce, broadcast_object_list, get_rank, get_world_size
@@ -170,6 +170,13 @@ class TeacherStudentDistill(SingleTeacherDistill):
       does (logged). A teacher whose normalisation is written nowhere (no ``data_preprocessor`` in its config, no
       training config in its checkpoint) is not checked. [PROPOSAL]
 
+    * ``student_init_from_teacher=('neck', 'bbox_head')``: these student modules start from ``teacher_ckpt``'s
+      weights of the same names (FGD's ``init_student``, Yang et al., CVPR 2022, which copies every non-backbone
+      weight of the teacher into the student), copied after the student's own initialisation
+      (:meth:`init_weights`, what mmengine's runner calls before training); a tensor of another shape (an FPN
+      lateral conv whose input width differs) keeps its initialisation, and the log names it. A module the
+      student lacks, or one that gets no tensor at all, is an error.
+
     The teacher never computes its own losses, so ``teacher_trainable=True`` is refused.
     """
 
@@ -182,7 +189,8 @@ class TeacherStudentDistill(SingleTeacherDistill):
                  teacher_ckpt_strict: bool = True, class_means: Optional[Dict] = None,
                  teacher_fuse_conv_bn: bool = True, teacher_channels_last: bool = False,
                  finite_check_interval: int = 1, amp_stop_after_nonfinite: int = 10,
-                 allow_random_teacher: bool = False, teacher_preprocessing: str = 'convert', **kwargs) -> None:
+                 allow_random_teacher: bool = False, teacher_preprocessing: str = 'convert',
+                 student_init_from_teacher: Sequence[str] = (), **kwargs) -> None:
         if kwargs.get('teacher_trainable'):
             raise ValueError(f'{type(self).__name__} never computes the teacher\'s own losses, so '
                              f'teacher_trainable=True cannot work; use mmrazor\'s SingleTeacherDistill to train '
@@ -212,6 +220,7 @@ class TeacherStudentDistill(SingleTeacherDistill):
         self.teacher_ckpt = teacher_ckpt
         if teacher_ckpt:
             self._load_teacher_ckpt(teacher_ckpt, teacher_ckpt_strict)
+        self.student_init_from_teacher = self._check_student_init(student_init_from_teacher, teacher_ckpt)
         self.finite_check_interval = finite_check_interval
         self.amp_stop_after_nonfinite = amp_stop_after_nonfinite
         self._loss_calls = 0
@@ -255,6 +264,45 @@ class TeacherStudentDistill(SingleTeacherDistill):
         self.teacher.register_load_state_dict_pre_hook(_refuse_folded_state)
         if teacher_channels_last:
             self.teacher.to(memory_format=torch.channels_last)
+
+    def _check_student_init(self, names: Sequence[str], teacher_ckpt: Optional[str]) -> Tuple[str, ...]:
+        """``student_init_from_teacher`` as a tuple, after checking that there is a checkpoint to copy from and
+        that each name is a module of the student."""
+        names = (names, ) if isinstance(names, str) else tuple(names)
+        if names and not teacher_ckpt:
+            raise ValueError(f'student_init_from_teacher={list(names)} copies weights from teacher_ckpt, which is not '
+                             f'set: set model.teacher_ckpt, or drop student_init_from_teacher.')
+        unknown = [n for n in names if not isinstance(getattr(self.student, n, None), nn.Module)]
+        if unknown:
+            raise ValueError(f'student_init_from_teacher names {unknown}, not modules of the student '
+                             f'({type(self.student).__name__}: {[n for n, _ in self.student.named_children()]}).')
+        return names
+
+    def init_weights(self) -> None:
+        """mmengine's initialisation of every module (the teacher keeps its checkpoint's weights), then the
+        student modules of ``student_init_from_teacher`` copied from ``teacher_ckpt`` where the shapes match."""
+        super().init_weights()
+        if not self.student_init_from_teacher:
+            return
+        state = checkpoint_state_dict(_load_checkpoint(self.teacher_ckpt, map_location='cpu'), self.teacher_ckpt)
+        own = self.student.state_dict()
+        copied, other_shape = [], []
+        for name in self.student_init_from_teacher:
+            keys = [k for k in own if k.startswith(name + '.') and k in state]
+            fit = [k for k in keys if state[k].shape == own[k].shape]
+            if not fit:
+                raise ValueError(f'student_init_from_teacher: teacher_ckpt {self.teacher_ckpt!r} has no tensor of the '
+                                 f'student\'s {name!r} with its shape ({len(keys)} of the same name): is it a '
+                                 f'checkpoint of this teacher?')
+            copied += fit
+            other_shape += [k for k in keys if k not in fit]
+        with torch.no_grad():
+            for k in copied:
+                own[k].copy_(state[k])
+        print_log(f'student_init_from_teacher: {len(copied)} tensors of the student\'s '
+                  f'{", ".join(self.student_init_from_teacher)} copied from teacher_ckpt {self.teacher_ckpt!r}'
+                  + (f'; {len(other_shape)} of another shape keep their initialisation ({", ".join(other_shape[:4])}'
+                     f'{", ..." if len(other_shape) > 4 else ""})' if other_shape else ''), logger='current')
 
     def _load_teacher_ckpt(self, filename: str, strict: bool) -> None:
         """Load ``teacher_ckpt`` into the (still unfused) teacher after checking that it fits (see the class

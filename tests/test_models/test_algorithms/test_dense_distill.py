@@ -353,3 +353,32 @@ def test_class_means_hook_fills_dense_class_means(tmp_path):
     assert osp.isfile(osp.join(runner.log_dir, 'class_means.pth'))
     model.train()
     assert torch.isfinite(model.loss(*batch())['distill.loss_nd'])
+
+
+def test_student_init_from_teacher_copies_the_named_modules_after_the_students_initialisation(tmp_path):
+    """FGD's init_student: after init_weights the student's neck and head hold the teacher checkpoint's tensors
+    where the shapes match (the FPN output convs, the whole head); the lateral convs (R50 and R18 widths differ)
+    and the backbone keep the student's own initialisation. Errors for a missing checkpoint and a wrong name."""
+    teacher = build(demo_model_cfg('fgd', teacher_fuse_conv_bn=False)).teacher  # a plain GFL's checkpoint
+    path = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict(), meta=dict(iter=1)), path)
+    t_state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    model = build(demo_model_cfg('fgd_init', teacher_ckpt=str(path)))
+    assert model.student_init_from_teacher == ('neck', 'bbox_head')
+    model.init_weights()
+    s_state = model.student.state_dict()
+    head = [k for k in s_state if k.startswith('bbox_head.')]
+    assert head and all(torch.equal(s_state[k], t_state[k]) for k in head)
+    fpn = [k for k in s_state if k.startswith('neck.fpn_convs.')]
+    assert fpn and all(torch.equal(s_state[k], t_state[k]) for k in fpn)
+    lateral = [k for k in s_state if k.startswith('neck.lateral_convs.') and k.endswith('weight')]
+    assert lateral and all(s_state[k].shape != t_state[k].shape for k in lateral)
+    assert all(s_state[k].abs().sum() > 0 for k in lateral)  # initialised, not zeroed
+    # without the option the same build keeps the student's own head
+    plain = build(demo_model_cfg('fgd', teacher_ckpt=str(path)))
+    plain.init_weights()
+    assert not torch.equal(plain.student.state_dict()['bbox_head.gfl_cls.weight'], t_state['bbox_head.gfl_cls.weight'])
+    with pytest.raises(ValueError, match='teacher_ckpt, which is not set'):
+        build(demo_model_cfg('fgd_init'))
+    with pytest.raises(ValueError, match=r"names \['roi_head'\], not modules of the student"):
+        build(demo_model_cfg('fgd', teacher_ckpt=str(path), student_init_from_teacher=['roi_head']))
