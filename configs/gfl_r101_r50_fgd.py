@@ -2,9 +2,5 @@
 # the student's neck and head starting from the teacher's (the authors' init_student), gradients clipped at 35.
 _base_ = ['./_base_/distill/gfl_r101_r50.py', './_base_/distill/dense_losses.py']
 
-_init = dict(type='Pretrained', checkpoint=_base_.teacher_ckpt)
-model = dict(
-    architecture=dict(neck=dict(init_cfg=dict(_init, prefix='neck.')),
-                      bbox_head=dict(init_cfg=dict(_init, prefix='bbox_head.'))),
-    distiller=_base_.fgd_distiller)
+model = dict(student_init_from_teacher=['neck', 'bbox_head'], distiller=_base_.fgd_distiller)
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -41,7 +41,7 @@ cwd_distiller = dict(
 # FGD (Yang et al., CVPR 2022), the authors' one-stage setting (RetinaNet, GFL): one FGDLoss per level on the
 # raw output of neck.fpn_convs.{i}.conv, levels 0-4, T 0.5, alpha 1e-3, beta 5e-4, gamma 5e-4, lambda 5e-6, masks
 # from the unpadded img_shape (the authors'). Their configs also start the student's neck and head from the
-# teacher's (init_student=True; the configs set it through init_cfg), clip gradients at 35.
+# teacher's (init_student=True; the configs set the algorithm's student_init_from_teacher), clip gradients at 35.
 
 
 def _fgd(channels: int) -> dict:
