@@ -1,6 +1,7 @@
-"""mmkd's demo (``make demo``): the detection study's seed-0 runs of the teacher, the student alone, KD, KD++,
-ReviewKD++, NC + KD and iCD-RoI + KD, one table and the pictures; a thin command line over
-:mod:`mmkd.analysis.demo` (every option of ``det_study.py`` works here, ``--help``).
+"""mmkd's demo (``make demo``): the detection study's seed-0 runs of the teacher, the student alone, KD, KD++ and
+ReviewKD++, then a dense pair (GFL R18-FPN alone and with CrossKD from a short GFL teacher), both tables and the
+pictures; a thin command line over :mod:`mmkd.analysis.demo` (every option of ``det_study.py`` works here, and
+``--dense-rows``; ``--help``).
 
     python tools/analysis/run_demo.py
 """
