@@ -653,7 +653,8 @@ def main(argv=None, defaults: dict = None, script: str = None, command: str = No
             f'Command: `{command}`\n\nMachine: {machine(args.jobs, args.threads)}; the teacher: '
             f'{args.teacher_procs} process(es) together (taking {min(args.teacher_procs, args.jobs)} of the '
             f'{args.jobs} places).\n\n'
-            f'Total time: {total:.0f} s ({total / 60:.1f} min).\n')
+            f'Total time of this call: {total:.0f} s ({total / 60:.1f} min; runs that an earlier call finished are '
+            f'reused, not counted).\n')
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(text)
     print('\n' + text, flush=True)
