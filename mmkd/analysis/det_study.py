@@ -93,9 +93,12 @@ DENSE_ROWS = {
     'crosskd_pkd': Row('gfl_r50_r18_crosskd_pkd.py', 'CrossKD + PKD', 'crosskd'),
     'nd': Row('gfl_r50_r18_nd.py', 'ND-dense [PROPOSAL]', 'baseline'),
     'icd': Row('gfl_r50_r18_icd.py', 'iCD-dense [PROPOSAL]', 'baseline'),
-    # added after the study's results (not one of its fixed rows): FGD with the authors' init_student
+    # added after the study's results (not among its fixed rows): FGD with the authors' init_student, and that start
+    # without any distillation loss (the control FGD's loss is paired against)
+    'init_only': Row('gfl_r50_r18_init_only.py', 'student alone, neck + head from the teacher (added after the '
+                     'results)', 'baseline'),
     'fgd_init': Row('gfl_r50_r18_fgd_init.py', 'FGD, student neck + head from the teacher (added after the results)',
-                    'fgd'),
+                    'init_only'),
 }
 DENSE_STUDY_ROWS = ['baseline', 'ld', 'pkd', 'cwd', 'fgd', 'crosskd', 'crosskd_pkd', 'nd', 'icd']
 Family = namedtuple('Family', 'teacher teacher_label rows study_rows demo_rows work_dir study title')
