@@ -8,6 +8,7 @@ The dense pair shares the Faster R-CNN part's data, places, threads, seeds and i
 ``<work-dir>/dense`` and its table and pictures to ``<out>/dense``. ``--dense-rows`` chooses its rows (none: no
 dense pair)."""
 import argparse
+import json
 import os.path as osp
 import shlex
 import subprocess
@@ -15,7 +16,7 @@ import sys
 from typing import List, Optional
 
 from . import det_study
-from .study import FINISHED, REPO
+from .study import FINISHED, RECORD, REPO
 
 # The shipped methods with the study's schedule: the demo's rows are the studies' seed-0 runs.
 DEMO_ROWS = det_study.DEMO_ROWS
@@ -48,6 +49,17 @@ def dense_defaults(args: argparse.Namespace, rows: List[str], fr_teacher: Option
     return out
 
 
+def finished_teacher(args: argparse.Namespace) -> Optional[dict]:
+    """The record of the Faster R-CNN teacher's finished run (this call's or an earlier one's), ``None`` if its
+    record or its last checkpoint is missing."""
+    try:
+        with open(osp.join(args.teacher_dir, RECORD)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if osp.isfile(det_study.teacher_checkpoint(args)) else None
+
+
 def pictures(out: str, prefix: str) -> None:
     plot = osp.join(REPO, 'tools', 'analysis', 'plot_study.py')
     if osp.isfile(plot) and subprocess.run([sys.executable, plot, out], cwd=REPO, check=False).returncode == 0:
@@ -69,10 +81,11 @@ def main(argv=None) -> dict:
     result = det_study.main(argv, defaults=DEFAULTS, script=SCRIPT, command=command)
     dense = {}
     if own.dense_rows:
-        teacher = result.get('teacher') if result else None
+        teacher = finished_teacher(args)
         if teacher is None and not (args.dry_run or args.report):
-            print('\nThe dense pair is not run: its teacher starts from the Faster R-CNN teacher, which did not '
-                  'finish (see above).', file=sys.stderr, flush=True)
+            print(f'\nThe dense pair is not run: its teacher starts from the Faster R-CNN teacher\'s checkpoint '
+                  f'{det_study.teacher_checkpoint(args)}, which is not there (the teacher failed, see above, or '
+                  f'--rows asked for no row that needs it).', file=sys.stderr, flush=True)
             result['failures'] = list(result['failures']) + [dict(method='dense pair', seed=0, error='not run')]
         else:
             dense = det_study.main([], defaults=dense_defaults(args, own.dense_rows, teacher), script=SCRIPT,

@@ -229,7 +229,7 @@ def parse_args(argv=None, defaults: dict = None) -> argparse.Namespace:
     args.teacher_config = args.teacher_config or fam.teacher
     missing = sorted({rows[r].config for r in args.rows + [r for r, _ in args.variants.values()]
                       if not osp.isfile(osp.join(REPO, CONFIG_DIR, rows[r].config))})
-    if not osp.isfile(osp.join(REPO, CONFIG_DIR, args.teacher_config)):
+    if osp.dirname(args.teacher_config) or not osp.isfile(osp.join(REPO, CONFIG_DIR, args.teacher_config)):
         p.error(f'--teacher-config {args.teacher_config}: not a config in {CONFIG_DIR} (e.g. {fam.teacher})')
     if missing:
         p.error(f'the config(s) {", ".join(missing)} of the rows asked for are not in {CONFIG_DIR}; '

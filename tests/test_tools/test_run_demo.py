@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mmkd.analysis import demo, det_study
@@ -90,6 +91,17 @@ def test_demo_dense_pair_starts_its_teacher_from_the_faster_rcnn_teachers_backbo
     out = capsys.readouterr().out
     assert out.count('training (log:') == 3 and 'alone seed 0: done before' in out, out[-3000:]
     assert all(f'{run} seed 0: training' in out for run in ('[1/1] teacher', '[1/3] teacher', 'ckd'))
+    # --rows with no row that needs the Faster R-CNN teacher: its finished run still starts the dense pair
+    with_baseline = [*argv[:argv.index('--rows') + 1], 'baseline', *argv[argv.index('--rows') + 1:]]
+    demo.main(with_baseline)
+    out = capsys.readouterr().out
+    assert out.count('training (log:') == 1 and out.count(': done before') == 3, out[-3000:]
+    # without its checkpoint the dense pair is not run, and the demo says why and exits 1
+    (wd / 'teacher' / 'iter_4.pth').unlink()
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(with_baseline)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and f"teacher's checkpoint {wd}/teacher/iter_4.pth, which is not there" in err
 
 
 def test_demo_rows_are_the_studys_seed_0_runs(tmp_path):
