@@ -382,3 +382,9 @@ def test_student_init_from_teacher_copies_the_named_modules_after_the_students_i
         build(demo_model_cfg('fgd_init'))
     with pytest.raises(ValueError, match=r"names \['roi_head'\], not modules of the student"):
         build(demo_model_cfg('fgd', teacher_ckpt=str(path), student_init_from_teacher=['roi_head']))
+    # a checkpoint that fits the teacher loosely (teacher_ckpt_strict=False) but holds no head: refused at
+    # init_weights, before any step, naming the module
+    torch.save(dict(state_dict={k: v for k, v in t_state.items() if not k.startswith('bbox_head.')}), path)
+    loose = build(demo_model_cfg('fgd_init', teacher_ckpt=str(path), teacher_ckpt_strict=False))
+    with pytest.raises(ValueError, match="no tensor of the student's 'bbox_head' with its shape"):
+        loose.init_weights()
